@@ -1,0 +1,405 @@
+"""Loading and validating the syndication configuration.
+
+One TOML file describes *what* to syndicate (site, sources, feeds, partners,
+channels); the environment says *where* the infrastructure is (Redis, the
+database, the feeds directory, Sentry). `load_config` reads the file and
+collects every problem it finds — unknown keys, unset `${NAME}` variables,
+bad URLs, duplicate names — so an operator fixes them all in one pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+DEFAULT_CONFIG_PATH = "config/syndication.toml"
+EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from "30s", "5m", "2h", "1d", "250ms" (or a bare number of seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like \"30s\", \"5m\" or \"2h\"")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    else:
+        raise ValueError(f"expected a duration like \"30s\", \"5m\" or \"2h\", got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _check_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"expected an absolute {' or '.join(schemes)} URL, got {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, BeforeValidator(lambda v: _check_url(v) if isinstance(v, str) else v)]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo such as `secert` must not pass silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(_Strict):
+    title: str
+    url: HttpUrl
+    language: str = "en"
+    feeds_url: HttpUrl
+    description: str = ""
+    publication_name: str = ""
+
+
+class SourceConfig(_Strict):
+    name: str
+    type: Literal["wordpress", "feed", "directory"]
+    url: HttpUrl | None = None
+    path: str | None = None
+    interval: Duration = 60.0
+    username: str | None = None
+    app_password: str | None = None
+    unpublish_window: Duration = 7 * 86400
+    timeout: Duration = 20.0
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("path cannot be empty")
+        return v
+
+
+class FeedConfig(_Strict):
+    name: str
+    title: str
+    sections: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    limit: int = Field(default=50, ge=1, le=1000)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_file_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("a feed name becomes a file name: use letters, digits, '-', '_' or '.'")
+        return v
+
+    def holds(self, section: str | None, tags: list[str]) -> bool:
+        """Whether an article with this section and these tags belongs in the feed."""
+        if not self.sections and not self.tags:
+            return True
+        if self.sections and section in self.sections:
+            return True
+        return bool(self.tags and set(self.tags) & set(tags))
+
+
+def _check_secret(value: str) -> str:
+    if not value.startswith("whsec_"):
+        raise ValueError("expected a secret of the form whsec_<base64>")
+    try:
+        raw = base64.b64decode(value[len("whsec_"):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the part after whsec_ is not valid base64") from None
+    if len(raw) < 16:
+        raise ValueError("the secret is too short: use at least 16 random bytes (24 is the norm)")
+    return value
+
+
+WebhookSecret = Annotated[str, BeforeValidator(lambda v: _check_secret(v) if isinstance(v, str) else v)]
+
+
+class PartnerConfig(_Strict):
+    name: str
+    url: HttpUrl
+    secret: WebhookSecret = Field(repr=False)
+    previous_secret: WebhookSecret | None = Field(default=None, repr=False)
+    events: list[Literal["article.published", "article.updated", "article.unpublished"]] = Field(
+        default_factory=lambda: list(EVENT_TYPES)
+    )
+    sections: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    allow_private: bool = False
+    timeout: Duration = 10.0
+    rate_limit: str | None = None
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+    payload: Literal["article", "ninjs"] = "article"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d+/(s|m|h)", v):
+            raise ValueError('expected a rate like "20/s", "600/m" or "1000/h"')
+        return v
+
+    def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
+        if event_type not in self.events:
+            return False
+        if not self.sections and not self.tags:
+            return True
+        if self.sections and section in self.sections:
+            return True
+        return bool(self.tags and set(self.tags) & set(tags))
+
+
+class ChannelConfig(_Strict):
+    # Credentials differ per platform, so extra keys are allowed here and
+    # checked by the channel's transport.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    type: Literal["mastodon", "bluesky", "telegram", "x", "facebook", "linkedin"]
+    base_url: HttpUrl | None = None
+    template: str = "{title} {url}"
+    events: list[Literal["article.published", "article.updated", "article.unpublished"]] = Field(
+        default_factory=lambda: list(EVENT_TYPES)
+    )
+    sections: list[str] = Field(default_factory=list)
+
+
+class WebSubConfig(_Strict):
+    hubs: list[HttpUrl] = Field(default_factory=list)
+
+
+class SyndicationConfig(_Strict):
+    site: SiteConfig
+    sources: list[SourceConfig] = Field(default_factory=list)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    partners: list[PartnerConfig] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    websub: WebSubConfig = Field(default_factory=WebSubConfig)
+
+    def partner(self, name: str) -> PartnerConfig | None:
+        return next((p for p in self.partners if p.name == name), None)
+
+    def feed(self, name: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the file, for scrubbing logs and error reports."""
+        found = []
+        for p in self.partners:
+            found += [p.secret, p.previous_secret or ""]
+        for s in self.sources:
+            found.append(s.app_password or "")
+        for c in self.channels:
+            for key, value in (c.model_extra or {}).items():
+                if isinstance(value, str) and key not in ("template",):
+                    found.append(value)
+        return [s for s in found if s and len(s) >= 6]
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+class ConfigError(Exception):
+    def __init__(self, path: str, problems: list[ConfigProblem]):
+        self.path = path
+        self.problems = problems
+        super().__init__(
+            f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Infrastructure locations, from the process environment."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    database_url: str = "sqlite:///var/syndicate.db"
+    feeds_dir: Path = Path("var/feeds")
+    sentry_dsn: str | None = None
+    config_path: Path = Path(DEFAULT_CONFIG_PATH)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Environment":
+        env = dict(os.environ if env is None else env)
+        return cls(
+            redis_url=env.get("REDIS_URL") or "redis://localhost:6379/0",
+            database_url=env.get("DATABASE_URL") or "sqlite:///var/syndicate.db",
+            feeds_dir=Path(env.get("FEEDS_DIR") or "var/feeds"),
+            sentry_dsn=env.get("SENTRY_DSN") or None,
+            config_path=Path(env.get("SYNDICATE_CONFIG") or DEFAULT_CONFIG_PATH),
+        )
+
+
+# --- where a problem is -------------------------------------------------------
+
+_LIST_TABLES = ("sources", "feeds", "partners", "channels")
+
+
+def _entry_label(raw: dict, table: str, index: int) -> str:
+    entries = raw.get(table)
+    if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
+        name = entries[index].get("name")
+        if isinstance(name, str) and name:
+            return f"[[{table}]] {name!r}"
+    return f"[[{table}]] #{index + 1}"
+
+
+def _where(raw: dict, loc: tuple) -> str:
+    if not loc:
+        return "(top level)"
+    head, rest = loc[0], list(loc[1:])
+    if head in _LIST_TABLES and rest and isinstance(rest[0], int):
+        label = _entry_label(raw, head, rest.pop(0))
+    else:
+        label = f"[{head}]"
+    # Literal/union validators add their own segments (e.g. 'literal[...]'); keep only keys and indexes.
+    keys = []
+    for part in rest:
+        if isinstance(part, int):
+            keys.append(f"[{part}]")
+        elif not (part.startswith(("literal[", "function-", "union[")) or part in ("str", "int", "float")):
+            keys.append(("." if keys else "") + part)
+    return f"{label} {''.join(keys)}".strip() if keys else label
+
+
+def _describe(error: dict) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see config/syndication.example.toml)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = error["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
+
+
+def _resolve_env(node: Any, env: dict[str, str], path: tuple, problems: list, raw: dict, unresolved: set) -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, env, path + (k,), problems, raw, unresolved) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, env, path + (i,), problems, raw, unresolved) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def sub(m: re.Match) -> str:
+            name = m.group(1)
+            if name not in env:
+                unresolved.add(path)
+                problems.append(
+                    ConfigProblem(_where(raw, path), f"environment variable {name} is not set (referenced as ${{{name}}})")
+                )
+                return ""
+            return env[name]
+
+        return _ENV_REF_RE.sub(sub, node)
+    return node
+
+
+def _duplicate_names(raw: dict) -> list[ConfigProblem]:
+    problems = []
+    for table in _LIST_TABLES:
+        entries = raw.get(table)
+        if not isinstance(entries, list):
+            continue
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                continue
+            name = entry["name"]
+            if name in seen:
+                problems.append(
+                    ConfigProblem(
+                        f"[[{table}]] {name!r}",
+                        f"duplicate name: entries #{seen[name] + 1} and #{i + 1} are both called {name!r}",
+                    )
+                )
+            else:
+                seen[name] = i
+    return problems
+
+
+def _source_requirements(raw: dict) -> list[ConfigProblem]:
+    problems = []
+    for i, entry in enumerate(raw.get("sources") or []):
+        if not isinstance(entry, dict):
+            continue
+        label = _entry_label(raw, "sources", i)
+        kind = entry.get("type")
+        if kind in ("wordpress", "feed") and not entry.get("url"):
+            problems.append(ConfigProblem(f"{label} url", f"a {kind} source needs a url"))
+        if kind == "directory" and not entry.get("path"):
+            problems.append(ConfigProblem(f"{label} path", "a directory source needs a path"))
+    return problems
+
+
+def parse_config(text: str, path: str = "<config>", env: dict[str, str] | None = None) -> SyndicationConfig:
+    """Parse TOML text into a validated config, or raise ConfigError listing every problem."""
+    env = dict(os.environ if env is None else env)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [ConfigProblem("(file)", f"not valid TOML: {exc}")]) from None
+    problems: list[ConfigProblem] = []
+    unresolved: set[tuple] = set()
+    resolved = _resolve_env(raw, env, (), problems, raw, unresolved)
+    problems += _duplicate_names(raw)
+    problems += _source_requirements(raw)
+    try:
+        config = SyndicationConfig.model_validate(resolved)
+    except ValidationError as exc:
+        for error in exc.errors():
+            if any(tuple(error["loc"][: len(u)]) == u for u in unresolved):
+                continue  # already reported as an unset variable
+            problems.append(ConfigProblem(_where(raw, error["loc"]), _describe(error)))
+        config = None
+    if problems:
+        raise ConfigError(path, problems)
+    assert config is not None
+    return config
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> SyndicationConfig:
+    if path is None:
+        path = Environment.from_env(env).config_path
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path),
+            [ConfigProblem("(file)", "no such file: set SYNDICATE_CONFIG or copy config/syndication.example.toml")],
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [ConfigProblem("(file)", f"not UTF-8: {exc}")]) from None
+    return parse_config(text, str(path), env)

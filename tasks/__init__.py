@@ -1,0 +1,1 @@
+"""Celery tasks: thin wrappers that take ids, load what they need and call into `worker/`."""

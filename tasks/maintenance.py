@@ -1,0 +1,49 @@
+import logging
+import os
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from worker import runtime
+from worker.celery_app import app
+from worker.pipeline import due_deliveries
+from worker.store import DeliveryRow, utcnow
+
+log = logging.getLogger("syndicate.sweep")
+
+# A queued task that has not run within this is presumed lost and enqueued again
+# (a duplicate is harmless: delivery rows are claimed atomically).
+REQUEUE_AFTER = timedelta(seconds=float(os.environ.get("SYNDICATE_REQUEUE_AFTER", "60")))
+BATCH = 50
+
+
+@app.task(name="tasks.maintenance.sweep")
+def sweep() -> int:
+    from tasks.deliver import deliver_batch
+    from tasks.feeds import rebuild_feed
+
+    now = utcnow()
+    store = runtime.store()
+    with store.session() as s:
+        rows = due_deliveries(s, now, REQUEUE_AFTER)
+        ids = [r.id for r in rows]
+        if ids:
+            s.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(queued_at=now)
+                      .execution_options(synchronize_session=False))
+    partners: list[int] = []
+    feeds: set[str] = set()
+    by_kind = defaultdict(int)
+    for row in rows:
+        by_kind[row.kind] += 1
+        if row.kind == "partner":
+            partners.append(row.id)
+        elif row.kind == "feed":
+            feeds.add(row.destination)
+    for i in range(0, len(partners), BATCH):
+        deliver_batch.delay(partners[i:i + BATCH])
+    for name in sorted(feeds):
+        rebuild_feed.delay(name)
+    if rows:
+        log.info("sweep enqueued %s", dict(by_kind))
+    return len(rows)

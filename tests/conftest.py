@@ -1,0 +1,260 @@
+"""Shared fixtures: a Redis database number and PostgreSQL database of this run's own,
+stores on SQLite and PostgreSQL, a stand-in partner, and real worker processes.
+
+Each test run claims a free Redis database number (a key with expiry in db 0 says
+which run holds it) and creates its own PostgreSQL database, dropping it at the end,
+so concurrent runs never see each other's queues or rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+
+from tests.support.partner_server import PartnerServer
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BIN = Path(sys.executable).parent
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+# --- Redis -----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_db() -> int:
+    """A Redis database number held by this run alone."""
+    admin = redis_lib.Redis.from_url(f"{REDIS_BASE}/0")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for number in range(1, 16):
+        if admin.set(f"syndicate-tests:db-claim:{number}", token, nx=True, ex=3 * 3600):
+            break
+    else:
+        pytest.fail("no free Redis database number (1-15) for this test run")
+    db = redis_lib.Redis.from_url(f"{REDIS_BASE}/{number}")
+    db.flushdb()
+    yield number
+    db.flushdb()
+    if admin.get(f"syndicate-tests:db-claim:{number}") == token.encode():
+        admin.delete(f"syndicate-tests:db-claim:{number}")
+
+
+@pytest.fixture
+def redis_url(redis_db) -> str:
+    url = f"{REDIS_BASE}/{redis_db}"
+    redis_lib.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+# --- databases ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """A PostgreSQL database made for this run and dropped after it."""
+    name = f"syndicate_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _pg_schema_url(server_url: str) -> str:
+    """A fresh schema in the run's database, selected through the connection's search_path."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{server_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each test using this runs twice: on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return _pg_schema_url(request.getfixturevalue("pg_server_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/store.db"
+
+
+@pytest.fixture
+def store(database_url):
+    from worker.store import Store
+
+    s = Store(database_url)
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+# --- configuration and processes ------------------------------------------------
+
+@pytest.fixture
+def partner_secret() -> str:
+    return new_secret()
+
+
+@pytest.fixture
+def partner(partner_secret):
+    server = PartnerServer(partner_secret).start()
+    yield server
+    server.stop()
+
+
+def write_config(path: Path, *, partners: list[dict] = (), feeds: list[dict] = (), extra: str = "") -> Path:
+    """A syndication.toml with the given partners and feeds."""
+    lines = [textwrap.dedent("""\
+        [site]
+        title = "London News Net"
+        url = "https://london-news-net.example"
+        language = "en"
+        feeds_url = "https://london-news-net.example/feeds"
+        """)]
+    for feed in feeds:
+        lines.append("[[feeds]]")
+        lines += [f"{k} = {_toml(v)}" for k, v in feed.items()]
+    for p in partners:
+        lines.append("[[partners]]")
+        lines += [f"{k} = {_toml(v)}" for k, v in p.items()]
+    lines.append(extra)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.fixture
+def deployment(tmp_path, redis_url, database_url, partner, partner_secret):
+    """Environment for processes of one deployment: its own Redis db, store, feeds dir and config."""
+    config = write_config(
+        tmp_path / "syndication.toml",
+        partners=[{"name": "acme", "url": partner.url, "secret": partner_secret, "allow_private": True,
+                   "retry_schedule": ["1s", "1s", "1s"]}],
+        feeds=[{"name": "all", "title": "All stories"}, {"name": "world", "title": "World", "sections": ["World"]}],
+    )
+    env = dict(os.environ)
+    env.update({
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "FEEDS_DIR": str(tmp_path / "feeds"),
+        "SYNDICATE_CONFIG": str(config),
+        "SYNDICATE_SWEEP_INTERVAL": "1",
+        "SYNDICATE_BEAT_SCHEDULE": str(tmp_path / "beat-schedule"),
+        "SYNDICATE_SOFT_SHUTDOWN": "2",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("SENTRY_DSN", None)
+    deployment = Deployment(tmp_path, env, config, database_url)
+    yield deployment
+    # Every process a test started is stopped by it, whatever the test's outcome.
+    deployment.stop_all()
+
+
+class Deployment:
+    def __init__(self, root: Path, env: dict, config: Path, database_url: str):
+        self.root, self.env, self.config, self.database_url = root, env, config, database_url
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def feeds_dir(self) -> Path:
+        return Path(self.env["FEEDS_DIR"])
+
+    def syndicate(self, *args: str, input: str | None = None, check: bool = False, timeout: float = 120):
+        result = subprocess.run([str(BIN / "syndicate"), *args], env=self.env, cwd=self.root, input=input,
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"syndicate {' '.join(args)} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def start(self, *args: str, name: str = "run") -> subprocess.Popen:
+        """Start a long-running `syndicate` command; its output goes to a log file."""
+        log = open(self.root / f"{name}-{len(self.processes)}.log", "wb")
+        proc = subprocess.Popen([str(BIN / "syndicate"), *args], env=self.env, cwd=self.root, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        self.processes.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stop a process we started, by its own pid; SIGKILL its session if it will not go."""
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        # Pool children of a killed worker are in the session we created for it.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log(self, proc: subprocess.Popen) -> str:
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            self.stop(proc)
+
+
+@pytest.fixture
+def running(deployment):
+    """`deployment` with `syndicate run` started; stopped when the test ends."""
+    deployment.syndicate("migrate", check=True)
+    proc = deployment.start("run", "--concurrency", "2")
+    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
+               "worker to start")
+    assert proc.poll() is None, deployment.log(proc)
+    return deployment
+
+
+def wait_until(predicate, timeout: float = 30, what: str = "condition", interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,105 @@
+"""The Celery application: Redis broker, JSON only, at-least-once delivery of tasks.
+
+Tasks live in `tasks/`; they are thin and take only ids. The store, not the broker,
+holds what must happen (delivery rows with their next attempt time); the broker only
+carries work, and the periodic sweep re-enqueues anything the broker lost.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from config import Environment
+
+# One visibility timeout everywhere Celery reads it. A task not acked within it is
+# redelivered; no task of ours runs that long, and long retry delays are kept in the
+# store rather than as ETA messages (which Redis would redeliver again and again).
+VISIBILITY_TIMEOUT = int(os.environ.get("SYNDICATE_VISIBILITY_TIMEOUT", "3600"))
+# Countdowns longer than this are not given to the broker: the sweep enqueues them.
+MAX_BROKER_COUNTDOWN = min(300, VISIBILITY_TIMEOUT // 4)
+SWEEP_INTERVAL = float(os.environ.get("SYNDICATE_SWEEP_INTERVAL", "5"))
+
+QUEUES = ("watch", "feeds", "deliver", "maintenance")
+
+
+def make_app() -> Celery:
+    env = Environment.from_env()
+    app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance"])
+    transport_options = {
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+        # Redis as broker: don't let a dead socket hang a worker forever.
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "health_check_interval": 30,
+    }
+    app.conf.update(
+        broker_url=env.redis_url,
+        broker_transport_options=transport_options,
+        result_backend=None,
+        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        visibility_timeout=VISIBILITY_TIMEOUT,
+        task_ignore_result=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        # At least once: ack after the task ran, requeue if the worker died under it,
+        # and take one message at a time so a crash strands at most one.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Soft shutdown: on SIGTERM give running tasks time to finish before cold shutdown.
+        worker_soft_shutdown_timeout=float(os.environ.get("SYNDICATE_SOFT_SHUTDOWN", "10")),
+        worker_enable_soft_shutdown_on_idle=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_default_queue="deliver",
+        # Each queue its own direct exchange and routing key, so a message lands in one queue only.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+        task_routes={
+            "tasks.feeds.*": {"queue": "feeds"},
+            "tasks.deliver.*": {"queue": "deliver"},
+            "tasks.maintenance.*": {"queue": "maintenance"},
+        },
+        beat_schedule={
+            "sweep-due-deliveries": {"task": "tasks.maintenance.sweep", "schedule": SWEEP_INTERVAL},
+        },
+        beat_schedule_filename=os.environ.get("SYNDICATE_BEAT_SCHEDULE", "var/celerybeat-schedule"),
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+app = make_app()
+
+
+def _connect_signals() -> None:
+    from celery import signals
+
+    @signals.worker_init.connect
+    def _on_worker_init(**_):
+        from worker.observability import configure_process
+
+        configure_process()
+
+    @signals.beat_init.connect
+    def _on_beat_init(**_):
+        from worker.observability import configure_process
+
+        configure_process()
+
+    @signals.worker_process_init.connect
+    def _on_child_start(**_):
+        # A forked pool child must not share the parent's database connections.
+        from worker.store import reset_stores
+
+        reset_stores()
+
+
+_connect_signals()

@@ -1,0 +1,219 @@
+"""Article stored → deliveries created, in one transaction → tasks enqueued after commit.
+
+`record_article` decides the event (published / updated / unpublished / nothing),
+writes the article, the event and one delivery row per destination together, so
+a crash can never leave an article without its deliveries. `dispatch` puts the
+work on the broker only after that commit; if it never gets there, the periodic
+sweep finds the rows due and enqueues them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from config import SyndicationConfig
+from worker.articles import Article, iso
+from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
+
+log = logging.getLogger("syndicate.pipeline")
+
+PUBLISHED, UPDATED, UNPUBLISHED = "article.published", "article.updated", "article.unpublished"
+
+
+def new_message_id() -> str:
+    # Standard Webhooks ids are opaque; "msg_" + a random UUID is unique per message.
+    return "msg_" + uuid.uuid4().hex
+
+
+@dataclass
+class Recorded:
+    """What storing one article produced."""
+
+    article_id: str
+    event_type: str | None = None
+    event_id: int | None = None
+    version: str | None = None
+    partner_deliveries: list[int] = field(default_factory=list)
+    feed_names: list[str] = field(default_factory=list)
+    channel_deliveries: list[int] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.event_type is not None
+
+
+def decide_event(existing: ArticleRow | None, article: Article) -> str | None:
+    """Which event an incoming article makes, given what the store holds."""
+    if article.status == "unpublished":
+        if existing is not None and existing.status == "published":
+            return UNPUBLISHED
+        return None
+    if existing is None or existing.status == "unpublished":
+        return PUBLISHED
+    if existing.version != article.version:
+        return UPDATED
+    return None
+
+
+def unpublished_data(article_id: str, url: str, version: str, updated_at: datetime) -> dict:
+    return {"id": article_id, "url": url, "version": version, "updated_at": iso(updated_at)}
+
+
+def record_article(session: Session, article: Article, config: SyndicationConfig, origin: str = "ingest") -> Recorded:
+    """Store the article; when it changed, create its event and deliveries. Caller commits."""
+    now = utcnow()
+    existing = session.get(ArticleRow, article.id, with_for_update=True)
+    event_type = decide_event(existing, article)
+    result = Recorded(article.id)
+
+    previous_section = existing.section if existing is not None else None
+    previous_tags = list(existing.tags or []) if existing is not None else []
+    was_published = existing is not None and existing.status == "published"
+
+    values = article.row_values()
+    if event_type == UNPUBLISHED:
+        # Keep the last published content; only the state changes.
+        assert existing is not None
+        existing.status = "unpublished"
+        existing.updated_at = max(article.updated_at or now, existing.updated_at)
+        existing.changed_at = now
+        version = existing.version
+        data = unpublished_data(existing.id, existing.url, existing.version, existing.updated_at)
+    elif existing is None:
+        session.add(ArticleRow(**values, stored_at=now, changed_at=now))
+        version = values["version"]
+        data = article.data()
+    else:
+        if event_type is not None or existing.status != values["status"]:
+            for key, value in values.items():
+                setattr(existing, key, value)
+            existing.changed_at = now
+        version = values["version"]
+        data = article.data()
+
+    if event_type is None:
+        return result
+
+    session.flush()
+    event = EventRow(article_id=article.id, version=version, type=event_type, data=data, origin=origin, created_at=now)
+    session.add(event)
+    session.flush()
+    result.event_type, result.event_id, result.version = event_type, event.id, version
+    create_deliveries(session, event, config, article.section, article.tags, now,
+                      previous=(previous_section, previous_tags) if was_published else None, result=result)
+    return result
+
+
+def create_deliveries(
+    session: Session,
+    event: EventRow,
+    config: SyndicationConfig,
+    section: str | None,
+    tags: list[str],
+    now: datetime,
+    previous: tuple[str | None, list[str]] | None,
+    result: Recorded,
+) -> None:
+    """One delivery row per destination that should see this event."""
+    rows: list[DeliveryRow] = []
+
+    def add(kind: str, destination: str) -> DeliveryRow:
+        row = DeliveryRow(
+            event_id=event.id, article_id=event.article_id, version=event.version, event_type=event.type,
+            kind=kind, destination=destination, message_id=new_message_id(), status="pending",
+            attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now,
+        )
+        rows.append(row)
+        return row
+
+    for feed in config.feeds:
+        # A feed is rebuilt when it holds the article now or held it before
+        # (a section change moves a story out of one feed and into another).
+        if feed.holds(section, tags) or (previous is not None and feed.holds(*previous)):
+            add("feed", feed.name)
+            result.feed_names.append(feed.name)
+    partner_rows = []
+    for partner in config.partners:
+        if partner.wants(event.type, section, tags):
+            partner_rows.append(add("partner", partner.name))
+    session.add_all(rows)
+    # An older version still waiting must never land after this one: supersede it.
+    supersede_older(session, event, [r.destination for r in partner_rows], now)
+    session.flush()
+    result.partner_deliveries = [r.id for r in partner_rows]
+
+
+def supersede_older(session: Session, event: EventRow, partners: list[str], now: datetime) -> None:
+    if not partners:
+        return
+    session.execute(
+        update(DeliveryRow)
+        .where(
+            DeliveryRow.article_id == event.article_id,
+            DeliveryRow.kind == "partner",
+            DeliveryRow.destination.in_(partners),
+            DeliveryRow.event_id < event.id,
+            DeliveryRow.status == "pending",
+        )
+        .values(status="superseded", last_error=f"superseded by event {event.id} ({event.type})", updated_at=now,
+                next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def dispatch(recorded: list[Recorded]) -> None:
+    """Enqueue the work for committed events. Call only after the transaction committed."""
+    from tasks.deliver import deliver_batch
+    from tasks.feeds import rebuild_feed
+
+    feeds: set[str] = set()
+    for rec in recorded:
+        if not rec.changed:
+            continue
+        feeds.update(rec.feed_names)
+        if rec.partner_deliveries:
+            deliver_batch.delay(rec.partner_deliveries)
+    for name in sorted(feeds):
+        rebuild_feed.delay(name)
+
+
+def ingest_articles(articles: list[Article], config: SyndicationConfig, store, origin: str = "ingest") -> list[Recorded]:
+    """Store each article in its own transaction, then enqueue its work."""
+    results = []
+    for article in articles:
+        with store.session() as session:
+            rec = record_article(session, article, config, origin=origin)
+        log_recorded(rec)
+        results.append(rec)
+    dispatch(results)
+    return results
+
+
+def log_recorded(rec: Recorded) -> None:
+    if rec.changed:
+        log.info("article=%s stage=stored event=%s version=%s feeds=%d partners=%d",
+                 rec.article_id, rec.event_type, rec.version, len(rec.feed_names), len(rec.partner_deliveries))
+    else:
+        log.info("article=%s stage=stored event=none (unchanged)", rec.article_id)
+
+
+def due_deliveries(session: Session, now: datetime, requeue_after: timedelta, limit: int = 5000) -> list[DeliveryRow]:
+    """Rows that should be running but whose task is not on its way: never queued, queued
+    long ago (the message was lost), or claimed by a worker whose lease ran out."""
+    stale = now - requeue_after
+    pending = select(DeliveryRow).where(
+        DeliveryRow.status == "pending",
+        DeliveryRow.next_attempt_at <= now,
+        (DeliveryRow.queued_at.is_(None)) | (DeliveryRow.queued_at <= stale)
+        | (DeliveryRow.queued_at < DeliveryRow.next_attempt_at),
+    ).order_by(DeliveryRow.next_attempt_at).limit(limit)
+    orphaned = select(DeliveryRow).where(
+        DeliveryRow.status == "sending", DeliveryRow.lease_until < now
+    ).limit(limit)
+    return list(session.scalars(pending)) + list(session.scalars(orphaned))

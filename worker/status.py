@@ -1,0 +1,40 @@
+"""What an operator sees of an article: its state and each destination's delivery."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from worker.articles import iso
+from worker.store import ArticleRow, DeliveryRow, RejectionRow, Store
+
+
+def article_status(store: Store, article_id: str) -> dict | None:
+    with store.session() as s:
+        art = s.get(ArticleRow, article_id)
+        rejections = s.scalars(select(RejectionRow).where(RejectionRow.article_id == article_id)
+                               .order_by(RejectionRow.id)).all()
+        if art is None and not rejections:
+            return None
+        deliveries = s.scalars(select(DeliveryRow).where(DeliveryRow.article_id == article_id)
+                               .order_by(DeliveryRow.id)).all()
+        return {
+            "article": None if art is None else {
+                "id": art.id, "title": art.title, "url": art.url, "status": art.status, "version": art.version,
+                "section": art.section, "published_at": iso(art.published_at), "updated_at": iso(art.updated_at),
+            },
+            "deliveries": [
+                {
+                    "id": d.id, "kind": d.kind, "destination": d.destination, "event": d.event_type,
+                    "version": d.version, "message_id": d.message_id, "status": d.status, "attempts": d.attempts,
+                    "last_status_code": d.last_status_code, "last_error": d.last_error,
+                    "next_attempt_at": iso(d.next_attempt_at), "delivered_at": iso(d.delivered_at),
+                    "remote_id": d.remote_id, "created_at": iso(d.created_at), "updated_at": iso(d.updated_at),
+                }
+                for d in deliveries
+            ],
+            "rejections": [
+                {"source": r.source, "upstream_id": r.upstream_id, "where": r.where, "reason": r.reason,
+                 "created_at": iso(r.created_at)}
+                for r in rejections
+            ],
+        }

@@ -1,0 +1,11 @@
+from worker.store.db import Store, get_store, reset_stores  # noqa: F401
+from worker.store.models import (  # noqa: F401
+    ArticleRow,
+    AttemptRow,
+    DeliveryRow,
+    EventRow,
+    PartnerStateRow,
+    RejectionRow,
+    SourceStateRow,
+    utcnow,
+)
