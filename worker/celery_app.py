@@ -27,7 +27,7 @@ QUEUES = ("watch", "feeds", "deliver", "maintenance")
 
 def make_app() -> Celery:
     env = Environment.from_env()
-    app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance"])
+    app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance", "tasks.watch"])
     transport_options = {
         "visibility_timeout": VISIBILITY_TIMEOUT,
         # Redis as broker: don't let a dead socket hang a worker forever.
@@ -65,9 +65,11 @@ def make_app() -> Celery:
             "tasks.feeds.*": {"queue": "feeds"},
             "tasks.deliver.*": {"queue": "deliver"},
             "tasks.maintenance.*": {"queue": "maintenance"},
+            "tasks.watch.*": {"queue": "watch"},
         },
         beat_schedule={
             "sweep-due-deliveries": {"task": "tasks.maintenance.sweep", "schedule": SWEEP_INTERVAL},
+            "poll-due-sources": {"task": "tasks.watch.poll_due", "schedule": SWEEP_INTERVAL},
         },
         beat_schedule_filename=os.environ.get("SYNDICATE_BEAT_SCHEDULE", "var/celerybeat-schedule"),
         timezone="UTC",
