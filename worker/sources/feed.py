@@ -84,7 +84,7 @@ class FeedSource(Source):
         parsed = feedparser.parse(resp.content, response_headers={k.lower(): v for k, v in resp.headers.items()},
                                   sanitize_html=False)
         well_formed = not parsed.bozo
-        if not parsed.entries and (parsed.bozo or not parsed.version):
+        if not parsed.entries and (parsed.bozo or not parsed.get("version")):
             reason = parsed.get("bozo_exception") or "no RSS or Atom root element"
             raise SourceError(f"GET {self.url}: not a readable RSS or Atom feed ({str(reason)[:200]})")
         if not well_formed:
@@ -171,12 +171,13 @@ def _entry_key(entry: Any) -> str | None:
 
 
 def _dated(entry: Any) -> bool:
-    return bool(entry.get("published_parsed") or entry.get("updated_parsed"))
+    return bool(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed"))
 
 
 def _when(entry: Any, key: str, required: bool) -> datetime | None:
-    raw = entry.get(key)
-    parsed = entry.get(f"{key}_parsed")
+    # dict.get: feedparser's own get() quietly answers `updated` with `published`.
+    raw = dict.get(entry, key)
+    parsed = dict.get(entry, f"{key}_parsed")
     if parsed:
         return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
     if raw:

@@ -1,0 +1,89 @@
+"""A stand-in upstream feed (a wire service's RSS or Atom): serves whatever document the
+test sets, with an ETag and Last-Modified, answering a matching conditional GET with
+304 Not Modified as a real server does; can be told to fail."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import time
+
+
+class FeedServer:
+    def __init__(self, host: str = "127.0.0.1"):
+        self.body = b""
+        self.content_type = "application/rss+xml; charset=utf-8"
+        self.last_modified = formatdate(usegmt=True)
+        self.status = 200
+        self.hang = 0.0
+        self.requests: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with server.lock:
+                    server.requests.append(headers)
+                    body, status, etag = server.body, server.status, server.etag
+                    last_modified, content_type = server.last_modified, server.content_type
+                if server.hang:
+                    time.sleep(server.hang)
+                if status != 200:
+                    payload = b"<html><body>Service Unavailable</body></html>"
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if headers.get("if-none-match") == etag or (
+                        "if-none-match" not in headers and headers.get("if-modified-since") == last_modified):
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", last_modified)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/rss"
+
+    def serve(self, body: str | bytes, content_type: str | None = None) -> None:
+        with self.lock:
+            self.body = body.encode() if isinstance(body, str) else body
+            self.last_modified = formatdate(usegmt=True)
+            if content_type:
+                self.content_type = content_type
+
+    def start(self) -> "FeedServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
