@@ -39,9 +39,10 @@ def poll(name: str | None, as_json: bool) -> None:
         result = poll_source(source_name, config=config, store=store, redis_client=runtime.redis_client())
         results.append(result)
         if not as_json:
-            console.print(f"{source_name}: {result.summary()}", markup=False)
+            # Plain lines (no wrapping): operators grep this.
+            click.echo(f"{source_name}: {result.summary()}")
             for article_id, event in result.events:
-                console.print(f"  {event:<20} {article_id}", markup=False)
+                click.echo(f"  {event:<20} {article_id}")
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     if any(r.status == "failed" for r in results):

@@ -26,6 +26,8 @@ from worker.articles import Article, ArticleInputError, parse_article
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Attribute values that run code when the HTML is shown.
 _ACTIVE_URL_RE = re.compile(r"^\s*(javascript|vbscript|data\s*:\s*text/html)\s*:?", re.IGNORECASE)
+# The fragment parser folds <html>/<body> into its own, losing their attributes: look at those directly.
+_DOCUMENT_HANDLER_RE = re.compile(r"<(html|head|body)\b[^>]*\s(on[a-z]+)\s*=", re.IGNORECASE)
 _URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "poster", "background", "srcset"}
 
 # Tags whose content is dropped with them (nh3 keeps the text of other removed tags).
@@ -158,11 +160,12 @@ def hostile_markup(fragment: str) -> list[str]:
     from lxml import etree
     from lxml.html import fragments_fromstring
 
-    found: list[str] = []
+    found: list[str] = [f"<{m.group(1).lower()} {m.group(2).lower()}=...>"
+                        for m in _DOCUMENT_HANDLER_RE.finditer(fragment)]
     try:
         nodes = fragments_fromstring(fragment)
     except (etree.ParserError, ValueError):
-        return []
+        return found
     for node in nodes:
         if isinstance(node, str) or not hasattr(node, "iter"):
             continue
