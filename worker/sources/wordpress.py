@@ -15,8 +15,9 @@ Three passes per poll:
 2. **Window**: the ids of posts published within `unpublish_window`. A scheduled post
    goes live without WordPress touching its modified time, so pass 1 never sees it;
    any id here the store does not know as published is fetched with `include=`.
-3. **Vanished**: the ids we hold as published within `unpublish_window`, asked for with
-   `include=`; those WordPress no longer returns were unpublished, trashed or deleted.
+3. **Vanished**: the ids we hold as published within `unpublish_window` that pass 2 did
+   not list are asked for with `include=`; those WordPress does not return were
+   unpublished, trashed or deleted.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ class WordPressSource(Source):
                             self.name, cursor.get("modified_gmt"))
         # A new source reads one window back, not the whole archive.
         yield from self._changes(since or window_start, context)
-        yield from self._window(window_start, context)
-        yield from self._vanished(window_start, context)
+        listed = yield from self._window(window_start, context)
+        yield from self._vanished(window_start, listed, context)
 
     def _changes(self, since: datetime, context: SourceContext) -> Iterator[Batch]:
         # Each step is one request for the first page after `anchor`: a single answer is a
@@ -188,7 +189,8 @@ class WordPressSource(Source):
             self._convert(post, batch)
         return batch
 
-    def _window(self, window_start: datetime, context: SourceContext) -> Iterator[Batch]:
+    def _window(self, window_start: datetime, context: SourceContext):
+        """Yields batches; returns the ids WordPress listed as public in the window."""
         listed: list[int] = []
         page = 1
         while True:
@@ -203,7 +205,7 @@ class WordPressSource(Source):
                 break
             page += 1
         if not listed:
-            return
+            return set()
         ids = {self.article_id(str(i)): i for i in listed}
         known = context.known(list(ids))
         rejected = context.rejected(list(ids))
@@ -219,13 +221,17 @@ class WordPressSource(Source):
                 log.info("source=%s found %d post(s) published without a new modified time (scheduled)",
                          self.name, len(batch.articles))
             yield batch
+        return set(listed)
 
-    def _vanished(self, window_start: datetime, context: SourceContext) -> Iterator[Batch]:
+    def _vanished(self, window_start: datetime, listed: set[int], context: SourceContext) -> Iterator[Batch]:
+        # Only ids the window listing did not show are asked for again, by id: the listing
+        # pages by position, so a post removed meanwhile can hide another from it, and
+        # nothing is withdrawn on the listing's word alone.
         held = context.published_since(window_start)
         upstream: dict[int, str] = {}
         for article_id in held:
             tail = article_id.partition(":")[2]
-            if tail.isdigit():
+            if tail.isdigit() and int(tail) not in listed:
                 upstream[int(tail)] = article_id
         for chunk in _chunks(sorted(upstream), PAGE_SIZE):
             got = self._get_posts({"include": ",".join(map(str, chunk)), "per_page": PAGE_SIZE, "_fields": "id"})
