@@ -213,3 +213,5 @@ def status(article_id: str, as_json: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+from worker import cli_feeds  # noqa: E402,F401
