@@ -35,7 +35,7 @@ def build(name: str | None) -> None:
     config = _load_config_or_exit(None)
     if name is not None and config.feed(name) is None and name not in SITEMAP_NAMES:
         known = ", ".join([f.name for f in config.feeds] + ["news-sitemap"])
-        err_console.print(f"no feed named {name!r} in the configuration (known: {known})", markup=False)
+        err_console.print(f"no feed named {name!r} in the configuration (known: {known})", markup=False, soft_wrap=True)
         sys.exit(2)
     store = _ready_store()
     feeds_dir = runtime.environment().feeds_dir
@@ -49,7 +49,7 @@ def build(name: str | None) -> None:
     except redis_lib.RedisError as exc:
         # Without Redis no worker is building either; build without the lock.
         err_console.print(f"redis unreachable ({type(exc).__name__}); building without the build lock, "
-                          "and hubs will not be notified", markup=False)
+                          "and hubs will not be notified", markup=False, soft_wrap=True)
         client = None
 
     def locked(target: str, fn):
@@ -64,26 +64,26 @@ def build(name: str | None) -> None:
             result = locked(feed_target(feed_name),
                             lambda: rebuild(store, config, feeds_dir, feed_name, force=True))
             for file, changed in result.files.items():
-                console.print(f"{file}  {'changed' if changed else 'unchanged'}", markup=False)
+                console.print(f"{file}  {'changed' if changed else 'unchanged'}", markup=False, soft_wrap=True)
             changed_feed_files += result.changed
         if with_sitemap:
             if not config.feed_settings.news_sitemap:
-                console.print(f"{SITEMAP_FILE}  disabled ([feed_settings] news_sitemap = false)", markup=False)
+                console.print(f"{SITEMAP_FILE}  disabled ([feed_settings] news_sitemap = false)", markup=False, soft_wrap=True)
             else:
                 result = locked(SITEMAP_TARGET, lambda: build_news_sitemap(store, config, feeds_dir))
                 for file, changed in result.files.items():
-                    console.print(f"{file}  {'changed' if changed else 'unchanged'}", markup=False)
+                    console.print(f"{file}  {'changed' if changed else 'unchanged'}", markup=False, soft_wrap=True)
     except BuildLockTimeout as exc:
-        err_console.print(f"gave up waiting: {exc}", markup=False)
+        err_console.print(f"gave up waiting: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
     except OSError as exc:
-        err_console.print(f"cannot write feed files in {feeds_dir}: {exc}", markup=False)
+        err_console.print(f"cannot write feed files in {feeds_dir}: {exc}", markup=False, soft_wrap=True)
         sys.exit(1)
 
     if changed_feed_files and config.websub.hubs and client is not None:
         try:
             count = notify(config, changed_feed_files)
-            console.print(f"{count} hub notification(s) queued", markup=False)
+            console.print(f"{count} hub notification(s) queued", markup=False, soft_wrap=True)
         except Exception as exc:  # noqa: BLE001 - the files are written; say what did not happen
             err_console.print(f"files written, but hub notifications could not be queued: "
-                              f"{type(exc).__name__}: {exc}", markup=False)
+                              f"{type(exc).__name__}: {exc}", markup=False, soft_wrap=True)

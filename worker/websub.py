@@ -10,7 +10,7 @@ URL as the feed's `rel="self"` link. `hub.url` is what the original protocol and
 Google's hub read; `hub.topic` what newer hubs read. A hub answers 2xx (usually 204).
 
 Each ping is its own Celery task on the `feeds` queue, so a slow or failing hub
-never holds up a build: 408, 429, 5xx, timeouts and connection errors are retried
+never holds up a build: 408, 425, 429, 5xx, timeouts and connection errors are retried
 with Celery's exponential backoff and jitter; any other answer is logged and
 dropped (the next change pings again, and a hub re-fetches the whole feed anyway).
 """
@@ -26,7 +26,8 @@ log = logging.getLogger("syndicate.websub")
 
 FEED_SUFFIXES = (".rss", ".atom", ".json")
 TIMEOUT = 10.0
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# Answers worth trying again later; any other 4xx (and a redirect) will not change by itself.
+RETRYABLE_STATUS = {408, 425, 429}
 
 
 class HubError(Exception):
@@ -84,7 +85,7 @@ def publish(hub: str, topic: str, timeout: float = TIMEOUT, session: requests.Se
     detail = f"hub answered {status}: {response.text[:200]!r}"
     if 300 <= status < 400:
         detail += f" (redirect to {response.headers.get('location', '?')}; configure that URL in [websub] hubs)"
-    raise HubError(detail, permanent=status not in RETRYABLE_STATUS)
+    raise HubError(detail, permanent=status < 500 and status not in RETRYABLE_STATUS)
 
 
 def notify(config, changed_files) -> int:

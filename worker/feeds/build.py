@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import and_, or_, update
 
 from worker.feeds.index import feed_items, recent_items
-from worker.feeds.items import prepare, site_authority
+from worker.feeds.items import entry_cache, prepare, site_authority
 from worker.feeds.render import make_channel, render_all
 from worker.feeds.sitemap import MAX_URLS, SITEMAP_FILE, WINDOW, render_news_sitemap
 from worker.store import DeliveryRow, utcnow
@@ -71,6 +71,8 @@ def write_atomic(path: Path, data: bytes) -> bool:
 def render_feed_files(session, feed, config) -> tuple[dict[str, bytes], int]:
     """{file name: bytes} for the feed's three files, and how many entries they hold."""
     settings = config.feed_settings
+    # Distinct entries across all feeds are at most the sum of their limits (plus a margin for updates).
+    entry_cache.reserve(sum(f.limit for f in config.feeds) + 256)
     authority = site_authority(config.site.url)
     hosts = tuple(settings.iframe_hosts)
     entries = [prepare(item, authority, hosts) for item in feed_items(session, feed)]

@@ -226,13 +226,18 @@ class _EntryCache:
                 self._entries.popitem(last=False)
         return entry
 
+    def reserve(self, size: int) -> None:
+        """Hold at least `size` entries: every feed's entries at once, so builds never evict each other's."""
+        with self._lock:
+            self.size = max(self.size, size)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self.hits = self.misses = 0
 
 
-entry_cache = _EntryCache(4096)
+entry_cache = _EntryCache(1024)
 
 
 def prepare(item: FeedItem, authority: str, iframe_hosts: tuple[str, ...]) -> Entry:

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from worker.feeds.items import Entry, rfc822, rfc3339
+from worker.feeds.items import UNKNOWN_IMAGE_TYPE, Entry, rfc822, rfc3339
 from worker.sanitize import xml_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -104,7 +104,7 @@ def _text(parent, tag: str, text: str, **attrs) -> etree._Element:
 def _media_content(parent, entry: Entry) -> None:
     image = entry.image
     attrs = {"url": image.url, "medium": "image"}
-    if image.mime_type != "application/octet-stream":
+    if image.mime_type != UNKNOWN_IMAGE_TYPE:
         attrs["type"] = image.mime_type
     if image.width:
         attrs["width"] = str(image.width)

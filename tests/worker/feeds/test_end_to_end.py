@@ -191,3 +191,23 @@ def test_feeds_build_names_an_unknown_feed(deployment):
     write_config(deployment.config, feeds=[{"name": "all", "title": "All"}, {"name": "world", "title": "World"}])
     result = deployment.syndicate("feeds", "build", "sport")
     assert result.returncode == 2 and "no feed named 'sport'" in result.stderr and "all, world" in result.stderr
+
+
+def test_feeds_build_works_without_redis_and_says_what_it_skipped(deployment, tmp_path):
+    # given a store with one story and no Redis reachable
+    write_config(deployment.config, feeds=[{"name": "all", "title": "All"}],
+                 extra='[websub]\nhubs = ["https://hub.example/"]\n')
+    deployment.env["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    story = dict(burst_articles(datetime.now(timezone.utc))[0], id="web:one")
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(story))
+    deployment.syndicate("ingest", str(path), check=True)  # stored; the build request is logged as not sent
+
+    # when only the sitemap is built, then only it is written
+    result = deployment.syndicate("feeds", "build", "news-sitemap", check=True)
+    assert "news-sitemap.xml  changed" in result.stdout and "all.rss" not in result.stdout
+    # when the feeds are built, they are written, and the missing lock and pings are named
+    result = deployment.syndicate("feeds", "build", check=True)
+    assert "all.rss  changed" in result.stdout and "news-sitemap.xml  unchanged" in result.stdout
+    assert "redis unreachable" in result.stderr and "hubs will not be notified" in result.stderr
+    assert feed_ids(deployment, "all") == [f"tag:london-news-net.example,{datetime.now(timezone.utc).year}:web:one"]
