@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import html
 import json
-from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -121,17 +120,35 @@ def _serialize(root) -> bytes:
 
 def _fragment(entry: Entry, key, build):
     # Entries are prepared once per article version and kept (worker.feeds.items), so
-    # each one's XML is built once too; a document copies the prepared elements in
-    # (a C-level copy), which is what keeps a warm 100-entry build within a few ms.
+    # each one's serialized XML is made once too, and a document is its head, the
+    # entries' bytes and its tail: a warm build does not re-serialize a single body.
     fragment = entry.fragments.get(key)
     if fragment is None:
         fragment = entry.fragments.setdefault(key, build())
     return fragment
 
 
-def _rss_item(entry: Entry) -> etree._Element:
-    # Built under a root declaring the namespaces, so copies carry no declarations of their own.
-    item = etree.SubElement(etree.Element("rss", nsmap=RSS_NSMAP), "item")
+def _child_bytes(root, child_tag: bytes, closing: bytes) -> bytes:
+    """The bytes of the one child element, as lxml prints it at that depth in the document.
+
+    The element is built inside a root that declares the document's namespaces, so its
+    bytes carry no declarations of their own and match the whole document's printing
+    (tests/worker/feeds/test_render.py re-prints assembled documents to check it).
+    """
+    printed = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    start = printed.rindex(b"\n", 0, printed.index(child_tag)) + 1
+    return printed[start:printed.rindex(closing)]
+
+
+def _assemble(head_root, closing: bytes, fragments) -> bytes:
+    printed = _serialize(head_root)
+    cut = printed.rindex(closing)
+    return printed[:cut] + b"".join(fragments) + printed[cut:]
+
+
+def _rss_item(entry: Entry) -> bytes:
+    root = etree.Element("rss", nsmap=RSS_NSMAP)
+    item = etree.SubElement(etree.SubElement(root, "channel"), "item")
     _text(item, "title", entry.title)
     _text(item, "link", entry.link)
     # RSS descriptions are HTML: the plain-text summary is escaped once more for it.
@@ -150,7 +167,7 @@ def _rss_item(entry: Entry) -> etree._Element:
         etree.SubElement(item, "enclosure", url=entry.image.url, length=UNKNOWN_ENCLOSURE_LENGTH,
                          type=entry.image.mime_type)
         _media_content(item, entry)
-    return item
+    return _child_bytes(root, b"<item>", b"  </channel>")
 
 
 def render_rss(channel: Channel, entries: list[Entry]) -> bytes:
@@ -168,13 +185,12 @@ def render_rss(channel: Channel, entries: list[Entry]) -> bytes:
         _text(ch, "lastBuildDate", rfc822(newest))
     _text(ch, "generator", GENERATOR)
     _text(ch, "docs", "https://www.rssboard.org/rss-specification")
-    for entry in entries:
-        ch.append(deepcopy(_fragment(entry, "rss", lambda: _rss_item(entry))))
-    return _serialize(rss)
+    return _assemble(rss, b"  </channel>", (_fragment(e, "rss", lambda e=e: _rss_item(e)) for e in entries))
 
 
-def _atom_entry(entry: Entry, feed_language: str) -> etree._Element:
-    e = etree.SubElement(etree.Element(_A["feed"], nsmap=ATOM_NSMAP), _A["entry"])
+def _atom_entry(entry: Entry, feed_language: str) -> bytes:
+    root = etree.Element(_A["feed"], nsmap=ATOM_NSMAP)
+    e = etree.SubElement(root, _A["entry"])
     if entry.language and entry.language != feed_language:
         e.set(XML_LANG, entry.language)
     _text(e, _A["id"], entry.id)
@@ -194,7 +210,7 @@ def _atom_entry(entry: Entry, feed_language: str) -> etree._Element:
         # Atom's length is optional: left out rather than invented.
         etree.SubElement(e, _A["link"], rel="enclosure", type=entry.image.mime_type, href=entry.image.url)
         _media_content(e, entry)
-    return e
+    return _child_bytes(root, b"<entry", b"</feed>")
 
 
 def render_atom(channel: Channel, entries: list[Entry]) -> bytes:
@@ -214,13 +230,11 @@ def render_atom(channel: Channel, entries: list[Entry]) -> bytes:
     _text(author, _A["name"], channel.site_title)
     _text(author, _A["uri"], channel.site_url)
     _text(feed, _A["generator"], GENERATOR)
-    for entry in entries:
-        feed.append(deepcopy(_fragment(entry, ("atom", channel.language),
-                                       lambda: _atom_entry(entry, channel.language))))
-    return _serialize(feed)
+    return _assemble(feed, b"</feed>", (_fragment(e, ("atom", channel.language),
+                                                  lambda e=e: _atom_entry(e, channel.language)) for e in entries))
 
 
-def _json_item(entry: Entry) -> str:
+def _json_item(entry: Entry) -> bytes:
     item: dict = {"id": entry.id, "url": entry.link, "title": entry.title}
     if entry.description:
         item["summary"] = entry.description
@@ -235,7 +249,7 @@ def _json_item(entry: Entry) -> str:
         item["tags"] = list(entry.categories)
     if entry.language:
         item["language"] = entry.language
-    return _json(item)
+    return _json(item).encode("utf-8")
 
 
 def _json(value) -> str:
@@ -257,11 +271,11 @@ def render_json(channel: Channel, entries: list[Entry]) -> bytes:
     if channel.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in channel.hubs]
     feed["items"] = []
-    head = _json(feed)
-    assert head.endswith('"items":[]}')
+    head = _json(feed).encode("utf-8")
+    assert head.endswith(b'"items":[]}')
     # The items are each serialized once (see _fragment) and spliced into the list.
-    items = ",".join(_fragment(entry, "json", lambda: _json_item(entry)) for entry in entries)
-    return (head[:-2] + items + "]}\n").encode("utf-8")
+    items = b",".join(_fragment(e, "json", lambda e=e: _json_item(e)) for e in entries)
+    return head[:-2] + items + b"]}\n"
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

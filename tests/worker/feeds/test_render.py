@@ -303,3 +303,15 @@ def test_entries_prepared_once_per_version():
     later = FeedItem.from_article(article(updated_at=(datetime(2026, 11, 26, 9, tzinfo=timezone.utc)
                                                       + timedelta(hours=1)).isoformat()))
     assert prepare(later, "a.example", ()).updated.hour == 10  # updated_at is not in the version, but shown
+
+
+def test_documents_assembled_from_prepared_entries_are_what_lxml_prints():
+    # Entries' XML is printed once and spliced into each document: the result must be
+    # exactly the whole document as lxml prints it, entry languages and all.
+    files = render(wordpress_articles() + hostile_articles(now=datetime(2026, 11, 26, 12, tzinfo=timezone.utc)))
+    for name in ("all.rss", "all.atom"):
+        reprinted = etree.tostring(etree.fromstring(files[name]), encoding="UTF-8", xml_declaration=True,
+                                   pretty_print=True)
+        assert reprinted == files[name], name
+    assert b'<entry xml:lang="fr">' in files["all.atom"]
+    assert files["all.rss"].count(b"xmlns") == 5 and files["all.atom"].count(b"xmlns") == 2
