@@ -315,3 +315,23 @@ def test_documents_assembled_from_prepared_entries_are_what_lxml_prints():
         assert reprinted == files[name], name
     assert b'<entry xml:lang="fr">' in files["all.atom"]
     assert files["all.rss"].count(b"xmlns") == 5 and files["all.atom"].count(b"xmlns") == 2
+
+
+def test_odd_stored_values_render_without_breaking_the_feed():
+    # Rows are written from validated articles, but a store edited by hand (or an older
+    # writer) may hold odd values: they are left out, never allowed to break the file.
+    base = FeedItem.from_article(article())
+    odd = [
+        FeedItem(**{**{f: getattr(base, f) for f in FeedItem.__slots__}, "id": "web:odd-1",
+                    "image": {"url": "ftp://files.example/x.jpg"}, "authors": ("", None, "Ann"),
+                    "tags": ("", 5, "Tag"), "language": "english"}),
+        FeedItem(**{**{f: getattr(base, f) for f in FeedItem.__slots__}, "id": "web:odd-2",
+                    "image": {"url": "https://a.example/x.png", "width": "wide", "height": -3}, "title": "<b></b>"}),
+    ]
+    entries = [prepare(item, "london-news-net.example", ()) for item in odd]
+    assert entries[0].image is None and entries[0].authors == ("Ann",) and entries[0].categories == ("Tag",)
+    assert entries[0].language is None
+    assert (entries[1].image.width, entries[1].image.height) == (None, None)
+    assert entries[1].title == "https://london-news-net.example/a/"  # an empty title falls back to the link
+    files = {f"all.{ext}": data for ext, data in render_all(channel(), entries).items()}
+    assert_valid_feed_files(files, FEEDS_URL, "all")
