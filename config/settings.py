@@ -34,6 +34,7 @@ EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 
 def parse_duration(value: Any) -> float:
@@ -77,6 +78,15 @@ class SiteConfig(_Strict):
     description: str = ""
     publication_name: str = ""
 
+    @field_validator("language")
+    @classmethod
+    def _language_tag(cls, v: str) -> str:
+        # Feeds carry it as <language>, xml:lang and news:language; readers and
+        # validators reject anything that is not a language tag.
+        if not LANGUAGE_TAG_RE.fullmatch(v):
+            raise ValueError(f"expected a language tag such as \"en\" or \"en-GB\", got {v!r}")
+        return v
+
 
 class SourceConfig(_Strict):
     name: str
@@ -110,6 +120,15 @@ class FeedConfig(_Strict):
     def _safe_file_name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
             raise ValueError("a feed name becomes a file name: use letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("sections", "tags")
+    @classmethod
+    def _indexable_terms(cls, v: list[str]) -> list[str]:
+        # Feeds find their articles through an index of terms up to 200 characters.
+        for term in v:
+            if not term or len(term) > 200:
+                raise ValueError(f"each entry must be 1 to 200 characters, got {len(term)}")
         return v
 
     def holds(self, section: str | None, tags: list[str]) -> bool:
@@ -190,6 +209,30 @@ class WebSubConfig(_Strict):
     hubs: list[HttpUrl] = Field(default_factory=list)
 
 
+# Video players newsrooms embed; any other iframe is removed from feed content.
+DEFAULT_IFRAME_HOSTS = ("www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com")
+
+
+class FeedSettingsConfig(_Strict):
+    """Settings shared by every feed file (`[feed_settings]`)."""
+
+    # Each feed is rebuilt at most once per window, and always after the last change.
+    rebuild_window: Annotated[float, BeforeValidator(parse_duration), Field(le=300)] = 2.0
+    # Hosts whose iframes (https only) survive sanitizing; a leading "." also allows subdomains.
+    iframe_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_IFRAME_HOSTS))
+    news_sitemap: bool = True
+
+    @field_validator("iframe_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        out = []
+        for host in v:
+            if not re.fullmatch(r"\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", host):
+                raise ValueError(f"expected a host name such as \"www.youtube.com\" (no scheme or path), got {host!r}")
+            out.append(host.lower())
+        return out
+
+
 class SyndicationConfig(_Strict):
     site: SiteConfig
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -197,6 +240,7 @@ class SyndicationConfig(_Strict):
     partners: list[PartnerConfig] = Field(default_factory=list)
     channels: list[ChannelConfig] = Field(default_factory=list)
     websub: WebSubConfig = Field(default_factory=WebSubConfig)
+    feed_settings: FeedSettingsConfig = Field(default_factory=FeedSettingsConfig)
 
     def partner(self, name: str) -> PartnerConfig | None:
         return next((p for p in self.partners if p.name == name), None)

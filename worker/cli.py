@@ -211,6 +211,8 @@ def status(article_id: str, as_json: bool) -> None:
         console.print(f"  rejected {r['created_at']}: {r['reason']}", markup=False)
 
 
+# Command groups of each stage register themselves on `main`.
+from worker import cli_feeds, cli_watch  # noqa: E402,F401
+
 if __name__ == "__main__":
     main()
-from worker import cli_watch  # noqa: E402,F401

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from config import SyndicationConfig
 from worker.articles import Article, iso
+from worker.feeds.index import index_article
 from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
 
 log = logging.getLogger("syndicate.pipeline")
@@ -101,6 +102,7 @@ def record_article(session: Session, article: Article, config: SyndicationConfig
         return result
 
     session.flush()
+    index_article(session, article.id)
     event = EventRow(article_id=article.id, version=version, type=event_type, data=data, origin=origin, created_at=now)
     session.add(event)
     session.flush()
@@ -170,7 +172,6 @@ def supersede_older(session: Session, event: EventRow, partners: list[str], now:
 def dispatch(recorded: list[Recorded]) -> None:
     """Enqueue the work for committed events. Call only after the transaction committed."""
     from tasks.deliver import deliver_batch
-    from tasks.feeds import rebuild_feed
 
     feeds: set[str] = set()
     for rec in recorded:
@@ -179,8 +180,22 @@ def dispatch(recorded: list[Recorded]) -> None:
         feeds.update(rec.feed_names)
         if rec.partner_deliveries:
             deliver_batch.delay(rec.partner_deliveries)
-    for name in sorted(feeds):
-        rebuild_feed.delay(name)
+    if any(rec.changed for rec in recorded):
+        request_feed_builds(feeds)
+
+
+def request_feed_builds(feeds: set[str]) -> None:
+    """Coalesced rebuilds of these feeds and the news sitemap (see worker.feeds.coalesce)."""
+    import kombu.exceptions
+    import redis
+
+    from worker.feeds.coalesce import request_rebuilds
+
+    try:
+        request_rebuilds(feeds)
+    except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+        # The feeds' pending rows are committed: the sweep asks again once Redis answers.
+        log.warning("stage=feeds-not-requested feeds=%s error=%s", ",".join(sorted(feeds)), exc)
 
 
 def ingest_articles(articles: list[Article], config: SyndicationConfig, store, origin: str = "ingest") -> list[Recorded]:

@@ -75,6 +75,29 @@ class ArticleRow(Base):
     __table_args__ = (Index("ix_articles_status_published", "status", "published_at"),)
 
 
+class ArticleTermRow(Base):
+    """Which published article carries which section or tag, with its publication time.
+
+    Tags live in a JSON column that no index can serve on every backend; this small
+    table lets a feed read only the newest articles of each of its sections and tags,
+    so the cost of a rebuild does not grow with the number of stored articles.
+    Maintained with the article (`worker.feeds.index.index_article`); only published
+    articles have rows.
+    """
+
+    __tablename__ = "article_terms"
+
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # section | tag
+    term: Mapped[str] = mapped_column(String(200), primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# In the feeds' order (newest first, then id): a term's newest N rows are an index range scan.
+Index("ix_article_terms_term_published", ArticleTermRow.kind, ArticleTermRow.term, ArticleTermRow.published_at.desc(),
+      ArticleTermRow.article_id)
+
+
 class EventRow(Base):
     """One article event (published / updated / unpublished) with the data sent for it."""
 
