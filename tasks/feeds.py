@@ -33,7 +33,7 @@ def _backoff(retries: int) -> float:
 @app.task(name="tasks.feeds.rebuild_feed")
 def rebuild_feed(name: str) -> None:
     """Something in this feed changed (the sweep's entry point): ask for a coalesced build."""
-    request_rebuilds([name])
+    request_rebuilds([name], runtime.config().feed_settings)
 
 
 @app.task(name="tasks.feeds.build_feed", bind=True, max_retries=None)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -38,22 +40,44 @@ def new_secret() -> str:
 
 # --- Redis -----------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def redis_db() -> int:
-    """A Redis database number held by this run alone."""
+_claim: dict = {}
+
+
+def pytest_configure(config):
+    """Claim a Redis database number for this run before any test module is imported, and
+    point this process's REDIS_URL (which the Celery app reads at import) and default store
+    at this run's own places, so nothing a test does in-process reaches another run's queues."""
     admin = redis_lib.Redis.from_url(f"{REDIS_BASE}/0")
     token = f"{os.getpid()}-{uuid.uuid4().hex}"
     for number in range(1, 16):
         if admin.set(f"syndicate-tests:db-claim:{number}", token, nx=True, ex=3 * 3600):
             break
     else:
-        pytest.fail("no free Redis database number (1-15) for this test run")
-    db = redis_lib.Redis.from_url(f"{REDIS_BASE}/{number}")
-    db.flushdb()
-    yield number
-    db.flushdb()
+        raise pytest.UsageError("no free Redis database number (1-15) for this test run")
+    redis_lib.Redis.from_url(f"{REDIS_BASE}/{number}").flushdb()
+    scratch = tempfile.mkdtemp(prefix="syndicate-tests-")
+    _claim.update(number=number, token=token, scratch=scratch)
+    os.environ["REDIS_URL"] = f"{REDIS_BASE}/{number}"
+    os.environ["DATABASE_URL"] = f"sqlite:///{scratch}/default.db"
+    os.environ["FEEDS_DIR"] = f"{scratch}/feeds"
+    os.environ.pop("SENTRY_DSN", None)
+
+
+def pytest_unconfigure(config):
+    if not _claim:
+        return
+    number, token = _claim["number"], _claim["token"]
+    redis_lib.Redis.from_url(f"{REDIS_BASE}/{number}").flushdb()
+    admin = redis_lib.Redis.from_url(f"{REDIS_BASE}/0")
     if admin.get(f"syndicate-tests:db-claim:{number}") == token.encode():
         admin.delete(f"syndicate-tests:db-claim:{number}")
+    shutil.rmtree(_claim["scratch"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> int:
+    """The Redis database number held by this run alone (claimed in pytest_configure)."""
+    return _claim["number"]
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def supersede_older(session: Session, event: EventRow, partners: list[str], now:
     )
 
 
-def dispatch(recorded: list[Recorded]) -> None:
+def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
     """Enqueue the work for committed events. Call only after the transaction committed."""
     from tasks.deliver import deliver_batch
 
@@ -181,10 +181,10 @@ def dispatch(recorded: list[Recorded]) -> None:
         if rec.partner_deliveries:
             deliver_batch.delay(rec.partner_deliveries)
     if any(rec.changed for rec in recorded):
-        request_feed_builds(feeds)
+        request_feed_builds(feeds, config)
 
 
-def request_feed_builds(feeds: set[str]) -> None:
+def request_feed_builds(feeds: set[str], config: SyndicationConfig) -> None:
     """Coalesced rebuilds of these feeds and the news sitemap (see worker.feeds.coalesce)."""
     import kombu.exceptions
     import redis
@@ -192,7 +192,7 @@ def request_feed_builds(feeds: set[str]) -> None:
     from worker.feeds.coalesce import request_rebuilds
 
     try:
-        request_rebuilds(feeds)
+        request_rebuilds(feeds, config.feed_settings)
     except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
         # The feeds' pending rows are committed: the sweep asks again once Redis answers.
         log.warning("stage=feeds-not-requested feeds=%s error=%s", ",".join(sorted(feeds)), exc)
@@ -206,7 +206,7 @@ def ingest_articles(articles: list[Article], config: SyndicationConfig, store, o
             rec = record_article(session, article, config, origin=origin)
         log_recorded(rec)
         results.append(rec)
-    dispatch(results)
+    dispatch(results, config)
     return results
 
 

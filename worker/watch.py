@@ -206,7 +206,7 @@ def _poll_locked(source: Source, source_config: SourceConfig, config: Syndicatio
         for batch in source.poll(cursor, context):
             context.heartbeat()
             recorded = store_batch(store, config, name, batch, result)
-            dispatch(recorded)
+            dispatch(recorded, config)
             if batch.after_commit is not None:
                 batch.after_commit()
             if batch.cursor is not None:

@@ -77,14 +77,15 @@ def build_lock(client: redis_lib.Redis, target: str, wait: float = LOCK_WAIT) ->
             pass  # expired while we built: nothing to release
 
 
-def request_rebuilds(feed_names, sitemap: bool = True) -> None:
-    """Ask, through the process's Redis, for coalesced builds of these feeds (and the news sitemap)."""
+def request_rebuilds(feed_names, settings, sitemap: bool = True) -> None:
+    """Ask, through the process's Redis, for coalesced builds of these feeds (and the news sitemap).
+    `settings` is the configuration's `[feed_settings]`."""
     from tasks.feeds import schedule_build
     from worker import runtime
 
     client = runtime.redis_client()
-    window = runtime.config().feed_settings.rebuild_window
+    window = settings.rebuild_window
     for name in sorted(set(feed_names)):
         request_build(client, feed_target(name), window, schedule_build)
-    if sitemap and runtime.config().feed_settings.news_sitemap:
+    if sitemap and settings.news_sitemap:
         request_build(client, SITEMAP_TARGET, window, schedule_build)
