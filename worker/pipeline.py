@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from config import SyndicationConfig
 from worker.articles import Article, iso
+from worker.sanitize import sanitize_html
 from worker.feeds.index import index_article
 from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
 
@@ -66,8 +67,17 @@ def unpublished_data(article_id: str, url: str, version: str, updated_at: dateti
     return {"id": article_id, "url": url, "version": version, "updated_at": iso(updated_at)}
 
 
+def republishable(article: Article, config: SyndicationConfig) -> Article:
+    """The article as every destination may show it: its body sanitized here, once, for every
+    input path (ingest, each source), so feeds, partners and channels get the same safe HTML
+    and the content version is computed on what they get."""
+    clean = sanitize_html(article.content_html, article.url, config.feed_settings.iframe_hosts)
+    return article if clean == article.content_html else article.model_copy(update={"content_html": clean})
+
+
 def record_article(session: Session, article: Article, config: SyndicationConfig, origin: str = "ingest") -> Recorded:
     """Store the article; when it changed, create its event and deliveries. Caller commits."""
+    article = republishable(article, config)
     now = utcnow()
     existing = session.get(ArticleRow, article.id, with_for_update=True)
     event_type = decide_event(existing, article)

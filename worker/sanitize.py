@@ -1,11 +1,13 @@
-"""HTML and text that are safe to republish in feeds.
+"""HTML and text that are safe to republish: applied once where articles are stored
+(`worker.pipeline.republishable`) and again, defensively, when feed entries are prepared.
 
 `sanitize_html` runs a story's body through nh3 (the Rust `ammonia` sanitizer, an
 allow-list HTML5 parser, not regular expressions):
 
-- only an allow-list of tags and attributes survives: `<script>` and `<style>` go
-  with their content, inline event handlers (`onerror=`...), `style` attributes,
-  forms, `<object>`, `<embed>`, `<svg>`, `<base>` and comments are dropped;
+- only an allow-list of tags and attributes survives: `<script>`, `<style>`, forms,
+  `<object>`, `<embed>`, `<noscript>` and `<template>` go with their content; inline
+  event handlers (`onerror=`...), `style` attributes, `<svg>`, `<base>` and comments
+  are dropped;
 - URLs keep only the `http`, `https`, `mailto` and `tel` schemes, so `javascript:`
   and `data:` links are removed;
 - relative `href` and `src` values are made absolute against the article's URL;
@@ -29,14 +31,20 @@ import nh3
 from lxml import etree
 from lxml import html as lxml_html
 
-ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS | {"iframe"})
+ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS | {"iframe", "picture", "source", "video", "audio"})
 ALLOWED_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 ALLOWED_ATTRIBUTES["a"] = {"href", "hreflang", "title"}
 ALLOWED_ATTRIBUTES["img"] = {"alt", "height", "src", "title", "width"}
 ALLOWED_ATTRIBUTES["iframe"] = {"allowfullscreen", "height", "loading", "src", "title", "width"}
+ALLOWED_ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
+ALLOWED_ATTRIBUTES["audio"] = {"src", "controls"}
+ALLOWED_ATTRIBUTES["source"] = {"src", "type"}
+ALLOWED_ATTRIBUTES["time"] = {"datetime"}
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
-# Removed together with everything inside them.
-CLEAN_CONTENT_TAGS = frozenset({"script", "style"})
+# Removed together with everything inside them: code, and the text of form controls and
+# plugin fallbacks, which means nothing once the element itself is gone.
+CLEAN_CONTENT_TAGS = frozenset({"script", "style", "object", "embed", "noscript", "template", "form",
+                                "textarea", "select"})
 
 # What XML 1.0 cannot carry (C0 controls but tab, newline and carriage return; lone
 # surrogates; U+FFFE/U+FFFF), plus what it carries but HTML parsers and feed

@@ -11,14 +11,27 @@ def test_rendered_html_becomes_text_once():
     assert html_to_text("Why &lt;script&gt; tags matter") == "Why <script> tags matter"
 
 
-def test_embeds_lose_their_scripts_and_frames_but_keep_their_text():
+def test_embeds_pass_the_boundary_check_and_are_cleaned_where_articles_are_stored():
+    # given a WordPress body with a tweet embed, a video frame and a style block
     body = ('<figure><blockquote class="twitter-tweet"><p>Tweet text</p></blockquote>'
             '<script async src="https://platform.twitter.com/widgets.js"></script></figure>'
-            '<iframe src="https://www.youtube.com/embed/x">fallback</iframe><p>Body <a href="https://x.example/">link</a></p>'
+            '<iframe src="https://www.youtube.com/embed/x">fallback</iframe>'
+            '<iframe src="https://ads.example/frame">ad</iframe><p>Body <a href="/local">link</a></p>'
             '<style>p{color:red}</style>')
-    clean = checked_body("content", body)
-    assert "<script" not in clean and "<iframe" not in clean and "color:red" not in clean and "fallback" not in clean
-    assert "<p>Tweet text</p>" in clean and '<a href="https://x.example/">link</a>' in clean
+    # the source boundary refuses nothing here (no handler, no active URL)...
+    assert checked_body("content", body) == body
+    # ...and storing it keeps the story and the allow-listed frame, and drops the rest
+    from config import parse_config
+    from worker.articles import parse_article
+    from worker.pipeline import republishable
+
+    config = parse_config('[site]\ntitle="t"\nurl="https://x.example"\nfeeds_url="https://x.example/f"\n', "t", {})
+    article = parse_article({"id": "wp:1", "url": "https://x.example/a/", "title": "t", "content_html": body,
+                             "published_at": "2026-11-26T09:00:00Z"}, "t")
+    clean = republishable(article, config).content_html
+    assert "<script" not in clean and "color:red" not in clean and "ads.example" not in clean and ">ad<" not in clean
+    assert '<iframe src="https://www.youtube.com/embed/x"' in clean
+    assert "<p>Tweet text</p>" in clean and '<a href="https://x.example/local">link</a>' in clean
 
 
 @pytest.mark.parametrize("markup", [
