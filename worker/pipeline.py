@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from config import SyndicationConfig
 from worker.articles import Article, iso
-from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
+from worker.store import ArticleRow, DeliveryRow, EventRow, PartnerStateRow, utcnow
 
 log = logging.getLogger("syndicate.pipeline")
 
@@ -207,11 +207,14 @@ def due_deliveries(session: Session, now: datetime, requeue_after: timedelta, li
     """Rows that should be running but whose task is not on its way: never queued, queued
     long ago (the message was lost), or claimed by a worker whose lease ran out."""
     stale = now - requeue_after
+    # A disabled partner's deliveries wait for `syndicate partners enable`, not for the sweep.
+    disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
     pending = select(DeliveryRow).where(
         DeliveryRow.status == "pending",
         DeliveryRow.next_attempt_at <= now,
         (DeliveryRow.queued_at.is_(None)) | (DeliveryRow.queued_at <= stale)
         | (DeliveryRow.queued_at < DeliveryRow.next_attempt_at),
+        ~((DeliveryRow.kind == "partner") & DeliveryRow.destination.in_(disabled)),
     ).order_by(DeliveryRow.next_attempt_at).limit(limit)
     orphaned = select(DeliveryRow).where(
         DeliveryRow.status == "sending", DeliveryRow.lease_until < now

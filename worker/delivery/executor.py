@@ -1,0 +1,437 @@
+"""The batch executor: claim delivery rows, gate them per partner, send, record.
+
+One `run(ids)` takes a batch (typically one article's fan-out to all its partners,
+or the sweep's batch of one partner's due rows) through three steps:
+
+1. **Claim** (one transaction): rows overtaken by a newer version of the same
+   article for the same partner are marked `superseded`; the rest that are due, not
+   for a disabled partner and not queued behind an older version still in flight
+   are taken with a lease (`UPDATE … RETURNING`). Each partner's rows then pass its
+   gates — circuit breaker, shared rate limit, this process's concurrency cap — and
+   what a gate holds back goes back to `pending` for later *without spending an
+   attempt*. An attempt row is written for each delivery about to be sent.
+2. **Send**, per partner in parallel lanes over keep-alive connections, each
+   request bounded by the partner's timeout.
+3. **Record** (one transaction for everything that finished): `DeliveryPolicy`
+   decides each outcome; delivery and attempt rows are updated in bulk.
+
+The task waits a short while for the sends; a partner still answering after that
+finishes in the background and records itself, so one slow partner never holds a
+worker (and with it every other partner's deliveries) hostage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from config import PartnerConfig, SyndicationConfig
+from worker.celery_app import MAX_BROKER_COUNTDOWN
+from worker.delivery.health import CircuitBreaker, RateLimiter
+from worker.delivery.policy import DELIVERED, FAILED, PENDING, SUPERSEDED, Decision, DeliveryPolicy
+from worker.observability import redact
+from worker.store import ArticleRow, AttemptRow, DeliveryRow, EventRow, PartnerStateRow, Store, utcnow
+from worker.transports import Outcome
+from worker.transports.webhook import POOL_SIZE, WebhookTransport, encode_data
+
+log = logging.getLogger("syndicate.delivery")
+
+LEASE_MARGIN = float(os.environ.get("SYNDICATE_LEASE_MARGIN", "30"))
+# How long a task waits for its sends before leaving the slow ones to finish in the background.
+TASK_WAIT = float(os.environ.get("SYNDICATE_DELIVERY_TASK_WAIT", "2"))
+# Held back because an older version of the same story is still on its way: look again soon.
+ORDER_WAIT = 1.0
+
+Schedule = Callable[[list[tuple[int, datetime]]], None]
+
+
+@dataclass
+class Job:
+    """One claimed delivery on its way out."""
+
+    delivery_id: int
+    attempt_id: int | None
+    partner: PartnerConfig | None
+    destination: str
+    message_id: str
+    event_type: str
+    article_id: str
+    attempts_made: int
+    encoded: str | None = None
+    outcome: Outcome | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass
+class RunResult:
+    claimed: int = 0
+    sent: int = 0
+    held: int = 0
+    superseded: int = 0
+    later: list[tuple[int, datetime]] = field(default_factory=list)
+    background: int = 0
+
+
+class Bulkhead:
+    """Sends in flight per partner in this process, capped, so a slow partner cannot
+    take every thread (or connection) while healthy partners wait."""
+
+    def __init__(self, cap: int = POOL_SIZE):
+        self.cap = cap
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def acquire(self, partner: str, wanted: int) -> int:
+        with self._lock:
+            free = max(0, self.cap - self._in_flight[partner])
+            granted = min(free, wanted)
+            self._in_flight[partner] += granted
+            return granted
+
+    def release(self, partner: str, count: int = 1) -> None:
+        with self._lock:
+            self._in_flight[partner] -= count
+
+
+class PartnerDeliverer:
+    """Delivers batches of partner delivery rows; one per process (it owns the pools)."""
+
+    def __init__(self, store: Store, config: SyndicationConfig, redis_client=None,
+                 transport: WebhookTransport | None = None, policy: DeliveryPolicy | None = None,
+                 schedule: Schedule | None = None, task_wait: float = TASK_WAIT, lanes: int = POOL_SIZE):
+        self.store = store
+        self.config = config
+        self.transport = transport or WebhookTransport(pool_size=lanes)
+        self.policy = policy or DeliveryPolicy()
+        self.breaker = CircuitBreaker(redis_client) if redis_client is not None else None
+        self.limiter = RateLimiter(redis_client) if redis_client is not None else None
+        self.schedule = schedule
+        self.task_wait = task_wait
+        self.lanes = lanes
+        self.bulkhead = Bulkhead(lanes)
+        self.pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="deliver")
+        self.rng = random.Random()
+        self._timeout_max = max((p.timeout for p in config.partners), default=10.0)
+
+    # -- 1. claim ---------------------------------------------------------------------
+
+    def _lease(self, count: int, now: datetime) -> datetime:
+        rounds = math.ceil(max(count, 1) / self.lanes)
+        return now + timedelta(seconds=rounds * (self._timeout_max + 10.0) + LEASE_MARGIN)
+
+    def _claimable(self, now: datetime):
+        return or_(
+            and_(DeliveryRow.status == PENDING, DeliveryRow.next_attempt_at <= now),
+            and_(DeliveryRow.status == "sending", DeliveryRow.lease_until < now),
+        )
+
+    def claim(self, s, ids: list[int], now: datetime) -> tuple[list, int, list[int]]:
+        """Supersede overtaken rows and take the claimable rest. Returns (claimed rows,
+        number superseded, ids held back behind an older version still in flight)."""
+        if not self.store.is_sqlite:
+            # Serialise with record_article (which locks the article row too): a newer
+            # version is either committed before this claim looks, or waits for it.
+            s.execute(select(ArticleRow.id).where(
+                ArticleRow.id.in_(select(DeliveryRow.article_id).where(DeliveryRow.id.in_(ids))))
+                .order_by(ArticleRow.id).with_for_update())
+        newer = aliased(DeliveryRow)
+        overtaken = exists().where(newer.article_id == DeliveryRow.article_id, newer.kind == "partner",
+                                   newer.destination == DeliveryRow.destination, newer.event_id > DeliveryRow.event_id)
+        superseded = s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(ids), DeliveryRow.kind == "partner", self._claimable(now), overtaken)
+            .values(status=SUPERSEDED, lease_until=None, next_attempt_at=None, updated_at=now,
+                    last_error="superseded: a newer version of the story was sent to this partner instead")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        older = aliased(DeliveryRow)
+        in_flight_older = exists().where(older.article_id == DeliveryRow.article_id, older.kind == "partner",
+                                         older.destination == DeliveryRow.destination,
+                                         older.event_id < DeliveryRow.event_id, older.status == "sending",
+                                         older.lease_until >= now)
+        disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
+        claimed = s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id.in_(ids), DeliveryRow.kind == "partner", self._claimable(now),
+                   DeliveryRow.destination.not_in(disabled), ~in_flight_older)
+            .values(status="sending", lease_until=self._lease(len(ids), now), updated_at=now)
+            .returning(DeliveryRow.id, DeliveryRow.event_id, DeliveryRow.destination, DeliveryRow.message_id,
+                       DeliveryRow.attempts, DeliveryRow.article_id, DeliveryRow.event_type)
+            .execution_options(synchronize_session=False)
+        ).all()
+        blocked: list[int] = []
+        if len(claimed) + superseded < len(ids):
+            got = {r.id for r in claimed}
+            rest = [i for i in ids if i not in got]
+            blocked = list(s.scalars(select(DeliveryRow.id).where(
+                DeliveryRow.id.in_(rest), DeliveryRow.status == PENDING, DeliveryRow.next_attempt_at <= now,
+                DeliveryRow.destination.not_in(disabled), in_flight_older)))
+        return claimed, superseded, blocked
+
+    def _gate(self, partner: PartnerConfig, jobs: list[Job], rounds: int,
+              now_ts: float) -> tuple[list[Job], list[Job], float, int]:
+        """Which of one partner's jobs may go now, the rest, how long the rest should wait,
+        and how many lanes (concurrent connections) were taken for the ones that go."""
+        allowed, wait_s = len(jobs), 0.0
+        if self.breaker is not None:
+            allowed, wait_s = self.breaker.admit(partner.name, allowed, probe_ttl=partner.timeout + 5.0, now=now_ts)
+        if allowed and partner.rate is not None and self.limiter is not None:
+            allowed, rate_wait = self.limiter.take(partner.name, partner.rate, allowed)
+            wait_s = max(wait_s, rate_wait)
+        lanes = 0
+        if allowed:
+            lanes = self.bulkhead.acquire(partner.name, min(allowed, self.lanes))
+            if not lanes:
+                # Every lane to this partner is busy (it is slow): come back when one may be free.
+                wait_s = max(wait_s, min(partner.timeout, 5.0))
+            # A lane sends at most `rounds` jobs one after another (what the lease allows for).
+            allowed = min(allowed, lanes * rounds)
+            if allowed < len(jobs):
+                wait_s = max(wait_s, ORDER_WAIT)
+        return jobs[:allowed], jobs[allowed:], wait_s, lanes
+
+    # -- the run -----------------------------------------------------------------------
+
+    def run(self, ids: list[int]) -> RunResult:
+        """Deliver what can be claimed of `ids`; returns counts and (id, when) to look at again."""
+        result = RunResult()
+        if not ids:
+            return result
+        ids = sorted(set(ids))
+        now = utcnow()
+        now_ts = time.time()
+        to_send: dict[str, list[Job]] = {}
+        lanes_taken: dict[str, int] = {}
+        unknown: list[Job] = []
+        with self.store.session() as s:
+            claimed, result.superseded, blocked = self.claim(s, ids, now)
+            result.claimed = len(claimed)
+            for delivery_id in blocked:
+                when = now + timedelta(seconds=ORDER_WAIT * (1 + self.rng.random()))
+                result.later.append((delivery_id, when))
+            if blocked:
+                s.execute(update(DeliveryRow), [{"id": i, "queued_at": w} for i, w in result.later])
+            if not claimed:
+                self._schedule(result.later)
+                return result
+            events = {e.id: e for e in s.execute(
+                select(EventRow.id, EventRow.type, EventRow.data)
+                .where(EventRow.id.in_({r.event_id for r in claimed})))}
+            by_partner: dict[str, list[Job]] = defaultdict(list)
+            encoded: dict[tuple[int, str], str] = {}
+            for r in claimed:
+                partner = self.config.partner(r.destination)
+                job = Job(r.id, None, partner, r.destination, r.message_id, r.event_type, r.article_id,
+                          r.attempts + 1)
+                if partner is None:
+                    unknown.append(job)
+                    continue
+                key = (r.event_id, partner.payload)
+                if key not in encoded:
+                    event = events[r.event_id]
+                    encoded[key] = encode_data(event.type, event.data, partner.payload)
+                job.encoded = encoded[key]
+                by_partner[partner.name].append(job)
+
+            held: list[dict] = []
+            rounds = math.ceil(len(ids) / self.lanes)
+            try:
+                for name, jobs in by_partner.items():
+                    partner = jobs[0].partner
+                    go, wait_jobs, wait_s, lanes = self._gate(partner, jobs, rounds, now_ts)
+                    if lanes:
+                        lanes_taken[name] = lanes
+                        to_send[name] = go
+                    for i, job in enumerate(wait_jobs):
+                        # Spread what the rate limit holds back over the time it needs.
+                        spread = (i / partner.rate[0] * partner.rate[1]) if partner.rate else 0.0
+                        when = now + timedelta(seconds=wait_s + spread + 0.2 * self.rng.random())
+                        held.append({"id": job.delivery_id, "status": PENDING, "lease_until": None,
+                                     "next_attempt_at": when, "queued_at": queued_at(when, now),
+                                     "updated_at": now})
+                        result.later.append((job.delivery_id, when))
+                if held:
+                    s.execute(update(DeliveryRow), held)
+                result.held = len(held)
+                jobs_out = [j for jobs in to_send.values() for j in jobs] + unknown
+                if jobs_out:
+                    attempt_ids = s.execute(
+                        insert(AttemptRow).returning(AttemptRow.id, sort_by_parameter_order=True),
+                        [{"delivery_id": j.delivery_id, "started_at": now} for j in jobs_out],
+                    ).all()
+                    for job, row in zip(jobs_out, attempt_ids):
+                        job.attempt_id = row.id
+            except BaseException:
+                for name, lanes in lanes_taken.items():
+                    self.bulkhead.release(name, lanes)
+                raise
+        self._schedule(result.later)
+
+        # -- 2. send ---------------------------------------------------------------------
+        futures: list[Future] = []
+        for name, jobs in to_send.items():
+            lanes = lanes_taken[name]
+            for lane in range(lanes):
+                share = jobs[lane::lanes]
+                if share:
+                    futures.append(self.pool.submit(self._send_lane, share))
+                else:
+                    self.bulkhead.release(name)
+            result.sent += len(jobs)
+        for job in unknown:
+            job.outcome = Outcome(error_class="unknown_partner",
+                                  error=f"partner {job.destination!r} is no longer configured")
+            job.finished_at = utcnow()
+
+        # -- 3. record -------------------------------------------------------------------
+        done, not_done = wait(futures, timeout=self.task_wait) if futures else (set(), set())
+        finished = list(unknown)
+        for fut in done:
+            finished += fut.result()
+        if finished:
+            retries = self.record(finished)
+            self._schedule(retries)
+            result.later += retries
+        result.background = len(not_done)
+        for fut in not_done:
+            # Finishes (and records itself) after this task returns.
+            fut.add_done_callback(self._record_in_background)
+        return result
+
+    def _schedule(self, later: list[tuple[int, datetime]]) -> None:
+        if self.schedule is not None and later:
+            self.schedule(later)
+
+    def _send_lane(self, jobs: list[Job]) -> list[Job]:
+        try:
+            for job in jobs:
+                try:
+                    job.outcome = self.transport.send(job.partner, job.message_id, job.event_type,
+                                                      encoded_data=job.encoded)
+                except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in "sending"
+                    log.exception("delivery=%s unexpected error while sending", job.delivery_id)
+                    job.outcome = Outcome(error_class=type(exc).__name__, error=str(exc)[:500])
+                job.finished_at = utcnow()
+            return jobs
+        finally:
+            self.bulkhead.release(jobs[0].partner.name)
+
+    def _record_in_background(self, fut: Future) -> None:
+        try:
+            later = self.record(fut.result())
+            self._schedule(later)
+        except Exception:  # noqa: BLE001 - the lease runs out and the sweep takes the rows again
+            log.exception("recording a background delivery failed; the sweep will retry it")
+
+    def record(self, jobs: list[Job]) -> list[tuple[int, datetime]]:
+        """Decide each finished job's outcome and write rows in bulk; returns retries to schedule."""
+        later: list[tuple[int, datetime]] = []
+        delivery_updates, attempt_updates = [], []
+        health: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        disable: dict[str, str] = {}
+        for job in jobs:
+            outcome = job.outcome
+            assert outcome is not None and job.finished_at is not None
+            if job.partner is None:
+                decision = Decision(FAILED, reason=outcome.describe())
+            else:
+                decision = self.policy.decide(outcome, job.attempts_made, job.partner.retry_schedule,
+                                              job.finished_at)
+                secrets = [job.partner.secret, job.partner.previous_secret or ""]
+                if decision.status == DELIVERED:
+                    health[job.partner.name][0] += 1
+                elif decision.endpoint_failed:
+                    health[job.partner.name][1] += 1
+                if decision.disable_partner:
+                    disable[job.partner.name] = decision.reason
+            body = redact(outcome.body, secrets) if job.partner else outcome.body
+            attempt_updates.append({
+                "id": job.attempt_id, "finished_at": job.finished_at, "duration_ms": outcome.duration_ms,
+                "status_code": outcome.status_code, "response_body": body[:2048] or None,
+                "error": None if outcome.ok else redact(outcome.describe(), secrets if job.partner else [])[:2000],
+                "error_class": outcome.error_class or (None if outcome.ok else f"http_{outcome.status_code}"),
+                "outcome": decision.status,
+            })
+            values = {"id": job.delivery_id, "status": decision.status, "attempts": job.attempts_made,
+                      "lease_until": None, "updated_at": job.finished_at, "last_status_code": outcome.status_code,
+                      "last_error": None if decision.status == DELIVERED else decision.reason[:2000],
+                      "next_attempt_at": decision.next_attempt_at,
+                      "queued_at": queued_at(decision.next_attempt_at, job.finished_at)}
+            if decision.status == DELIVERED:
+                values["delivered_at"] = job.finished_at
+            if decision.status == PENDING and not decision.disable_partner:
+                later.append((job.delivery_id, decision.next_attempt_at))
+            delivery_updates.append(values)
+            log_outcome(job, decision)
+        # Rows that share a key set go in one executemany.
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for values in delivery_updates:
+            groups[tuple(sorted(values))].append(values)
+        with self.store.session() as s:
+            for rows in groups.values():
+                s.execute(update(DeliveryRow), rows)
+            s.execute(update(AttemptRow), attempt_updates)
+            for name, reason in disable.items():
+                disable_partner(s, name, reason, by="policy")
+        for name, reason in disable.items():
+            log.error("partner=%s stage=disabled reason=%s; its deliveries wait until "
+                      "`syndicate partners enable %s`", name, reason, name)
+        if self.breaker is not None:
+            for name, (ok, failed) in health.items():
+                try:
+                    change = self.breaker.record(name, ok, failed)
+                except Exception:  # noqa: BLE001 - health is advisory; the rows are recorded
+                    log.warning("partner=%s could not record health in Redis", name, exc_info=True)
+                    continue
+                if change == "opened":
+                    log.error("partner=%s stage=circuit-open after repeated failures; pausing deliveries to it",
+                              name)
+                elif change == "closed":
+                    log.warning("partner=%s stage=circuit-closed: it answers again", name)
+        return later
+
+
+def queued_at(when: datetime | None, now: datetime) -> datetime | None:
+    """What `queued_at` to store for a row due at `when`: soon ones are handed to the broker
+    as a countdown (see tasks.deliver.schedule_later); later ones are left for the sweep,
+    which takes rows whose queued_at is empty as soon as they are due."""
+    if when is None or (when - now).total_seconds() > MAX_BROKER_COUNTDOWN:
+        return None
+    return when
+
+
+def disable_partner(s, name: str, reason: str, by: str) -> None:
+    now = utcnow()
+    row = s.get(PartnerStateRow, name, with_for_update=True)
+    if row is None:
+        s.add(PartnerStateRow(name=name, disabled=True, disabled_reason=reason, disabled_at=now, disabled_by=by,
+                              changed_at=now))
+    elif not row.disabled:
+        row.disabled, row.disabled_reason, row.disabled_at, row.disabled_by, row.changed_at = (
+            True, reason, now, by, now)
+
+
+def log_outcome(job: Job, decision: Decision) -> None:
+    partner = job.partner.name if job.partner else job.destination
+    if decision.status == DELIVERED:
+        log.info("article=%s stage=delivered partner=%s event=%s attempts=%d", job.article_id, partner,
+                 job.event_type, job.attempts_made)
+    elif decision.status == PENDING:
+        when = decision.next_attempt_at.isoformat() if decision.next_attempt_at else "-"
+        log.warning("article=%s stage=retry partner=%s event=%s attempts=%d next=%s reason=%s", job.article_id,
+                    partner, job.event_type, job.attempts_made, when, decision.reason)
+    else:
+        log.error("article=%s stage=%s partner=%s event=%s attempts=%d reason=%s", job.article_id,
+                  decision.status, partner, job.event_type, job.attempts_made, decision.reason)
