@@ -213,3 +213,4 @@ def status(article_id: str, as_json: bool) -> None:
 
 if __name__ == "__main__":
     main()
+from worker import cli_deliveries  # noqa: E402,F401

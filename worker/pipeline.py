@@ -167,6 +167,38 @@ def supersede_older(session: Session, event: EventRow, partners: list[str], now:
     )
 
 
+def republish_article(store, config: SyndicationConfig, article_id: str,
+                      partners: list[str] | None = None) -> Recorded:
+    """A new event for an article's current state, to partners only: new messages with new
+    webhook-ids (a partner that dropped its copy gets it again). Feeds are not touched."""
+    with store.session() as session:
+        row = session.get(ArticleRow, article_id, with_for_update=True)
+        if row is None:
+            raise LookupError(f"no article {article_id!r} in the store")
+        now = utcnow()
+        if row.status == "published":
+            event_type, data = PUBLISHED, Article.from_row(row).data()
+        else:
+            event_type, data = UNPUBLISHED, unpublished_data(row.id, row.url, row.version, row.updated_at)
+        event = EventRow(article_id=row.id, version=row.version, type=event_type, data=data, origin="republish",
+                         created_at=now)
+        session.add(event)
+        session.flush()
+        result = Recorded(row.id, event_type=event_type, event_id=event.id, version=row.version)
+        wanted = [p for p in config.partners if p.wants(event_type, row.section, list(row.tags or []))
+                  and (partners is None or p.name in partners)]
+        rows = [DeliveryRow(event_id=event.id, article_id=row.id, version=row.version, event_type=event_type,
+                            kind="partner", destination=p.name, message_id=new_message_id(), status="pending",
+                            attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now)
+                for p in wanted]
+        session.add_all(rows)
+        supersede_older(session, event, [p.name for p in wanted], now)
+        session.flush()
+        result.partner_deliveries = [r.id for r in rows]
+    log_recorded(result)
+    return result
+
+
 def dispatch(recorded: list[Recorded]) -> None:
     """Enqueue the work for committed events. Call only after the transaction committed."""
     from tasks.deliver import deliver_batch

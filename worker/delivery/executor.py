@@ -30,7 +30,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -110,12 +110,13 @@ class PartnerDeliverer:
 
     def __init__(self, store: Store, config: SyndicationConfig, redis_client=None,
                  transport: WebhookTransport | None = None, policy: DeliveryPolicy | None = None,
-                 schedule: Schedule | None = None, task_wait: float = TASK_WAIT, lanes: int = POOL_SIZE):
+                 schedule: Schedule | None = None, task_wait: float = TASK_WAIT, lanes: int = POOL_SIZE,
+                 breaker: CircuitBreaker | None = None):
         self.store = store
         self.config = config
         self.transport = transport or WebhookTransport(pool_size=lanes)
         self.policy = policy or DeliveryPolicy()
-        self.breaker = CircuitBreaker(redis_client) if redis_client is not None else None
+        self.breaker = breaker or (CircuitBreaker(redis_client) if redis_client is not None else None)
         self.limiter = RateLimiter(redis_client) if redis_client is not None else None
         self.schedule = schedule
         self.task_wait = task_wait
@@ -344,23 +345,27 @@ class PartnerDeliverer:
         for job in jobs:
             outcome = job.outcome
             assert outcome is not None and job.finished_at is not None
+            # A partner may echo our headers back in an error page: nothing it says is kept
+            # or logged with the secret or a signature in it.
+            secrets = partner_secrets(job.partner) if job.partner else []
             if job.partner is None:
                 decision = Decision(FAILED, reason=outcome.describe())
             else:
                 decision = self.policy.decide(outcome, job.attempts_made, job.partner.retry_schedule,
                                               job.finished_at)
-                secrets = [job.partner.secret, job.partner.previous_secret or ""]
                 if decision.status == DELIVERED:
                     health[job.partner.name][0] += 1
                 elif decision.endpoint_failed:
                     health[job.partner.name][1] += 1
                 if decision.disable_partner:
                     disable[job.partner.name] = decision.reason
-            body = redact(outcome.body, secrets) if job.partner else outcome.body
+            if outcome.body or decision.reason:
+                decision = replace(decision, reason=redact(decision.reason, secrets))
+            body = redact(outcome.body, secrets)
             attempt_updates.append({
                 "id": job.attempt_id, "finished_at": job.finished_at, "duration_ms": outcome.duration_ms,
                 "status_code": outcome.status_code, "response_body": body[:2048] or None,
-                "error": None if outcome.ok else redact(outcome.describe(), secrets if job.partner else [])[:2000],
+                "error": None if outcome.ok else redact(outcome.describe(), secrets)[:2000],
                 "error_class": outcome.error_class or (None if outcome.ok else f"http_{outcome.status_code}"),
                 "outcome": decision.status,
             })
@@ -401,6 +406,14 @@ class PartnerDeliverer:
                 elif change == "closed":
                     log.warning("partner=%s stage=circuit-closed: it answers again", name)
         return later
+
+
+def partner_secrets(partner: PartnerConfig) -> list[str]:
+    found = []
+    for secret in (partner.secret, partner.previous_secret):
+        if secret:
+            found += [secret, secret.removeprefix("whsec_")]
+    return found
 
 
 def queued_at(when: datetime | None, now: datetime) -> datetime | None:

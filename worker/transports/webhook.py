@@ -163,14 +163,16 @@ class WebhookTransport:
                 resp.release_conn()
         except BlockedAddress as exc:
             return self._error("blocked_address", exc, started)
-        except (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError) as exc:
-            return self._error("timeout", exc, started)
+        # Most specific first: in urllib3 a NameResolutionError is a NewConnectionError,
+        # which is a ConnectTimeoutError.
         except NameResolutionError as exc:
             return self._error("dns_error", exc, started)
-        except SSLError as exc:
-            return self._error("tls_error", exc, started)
         except NewConnectionError as exc:
             return self._error("connection_error", exc, started)
+        except (ConnectTimeoutError, ReadTimeoutError, socket.timeout, TimeoutError) as exc:
+            return self._error("timeout", exc, started)
+        except SSLError as exc:
+            return self._error("tls_error", exc, started)
         except ProtocolError as exc:
             # Reset or closed mid-answer.
             return self._error("connection_error", exc, started)
