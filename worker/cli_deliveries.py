@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select, update
 
@@ -24,6 +25,11 @@ STATUSES = ("pending", "sending", "delivered", "failed", "dead", "superseded")
 # Replays larger than this get a progress bar.
 PROGRESS_FROM = 20
 ENQUEUE_CHUNK = 50
+
+
+def _print_table(table: Table) -> None:
+    # Piped output is not cut to 80 columns: scripts and grep get whole ids and states.
+    (console if console.is_terminal else Console(highlight=False, width=220)).print(table)
 
 
 def _since(value: str | None):
@@ -108,7 +114,7 @@ def deliveries(status, partner, article_id, since, limit, as_json) -> None:
         table.add_row(str(r.id), r.article_id, r.event_type.removeprefix("article."), r.destination, r.status,
                       str(r.attempts), str(r.last_status_code or ""), (r.last_error or "")[:60],
                       _when(r.next_attempt_at) if r.status == "pending" else "", _when(r.updated_at))
-    console.print(table)
+    _print_table(table)
     if len(records) == limit:
         console.print(f"(first {limit}; use --limit for more)", markup=False)
 
@@ -275,7 +281,7 @@ def list_partners(as_json: bool = False) -> None:
         table.add_row(r["name"], r["url"], state, circuit,
                       str(d.get("pending", 0) + d.get("sending", 0)), str(d.get("delivered", 0)),
                       str(d.get("failed", 0)), str(d.get("dead", 0)), str(d.get("superseded", 0)))
-    console.print(table)
+    _print_table(table)
 
 
 def iso_ts(ts: float) -> str:

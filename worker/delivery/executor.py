@@ -130,7 +130,9 @@ class PartnerDeliverer:
 
     def _lease(self, count: int, now: datetime) -> datetime:
         rounds = math.ceil(max(count, 1) / self.lanes)
-        return now + timedelta(seconds=rounds * (self._timeout_max + 10.0) + LEASE_MARGIN)
+        # Each lane sends up to `rounds` requests one after another, each bounded by its timeout
+        # (connect + read); the margin covers recording the results.
+        return now + timedelta(seconds=rounds * self._timeout_max * 2 + LEASE_MARGIN)
 
     def _claimable(self, now: datetime):
         return or_(

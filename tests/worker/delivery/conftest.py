@@ -110,3 +110,18 @@ def deliverer_for(store, redis_client):
     for d in made:
         d.pool.shutdown(wait=True)
         d.transport.close()
+
+
+def start_worker(deployment, concurrency: int = 2, **env):
+    """`syndicate run` (worker + beat) with extra environment; stopped by the deployment fixture."""
+    from pathlib import Path
+
+    from tests.conftest import wait_until
+
+    deployment.env.update({k: str(v) for k, v in env.items()})
+    deployment.syndicate("migrate", check=True)
+    proc = deployment.start("run", "--concurrency", str(concurrency))
+    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
+               "worker to start")
+    assert proc.poll() is None, deployment.log(proc)
+    return proc
