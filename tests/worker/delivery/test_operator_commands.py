@@ -1,9 +1,21 @@
-"""`syndicate deliveries`, `replay`, `partners` and `republish` against a running worker."""
+"""`syndicate deliveries`, `replay`, `partners` and `republish` against a running worker.
+
+These run on PostgreSQL only (the production store): the SQL they drive is covered on
+both backends by the executor tests, and a running worker per case is costly."""
 
 import json
 
+import pytest
+
 from tests.conftest import wait_until, write_config
 from tests.worker.delivery.conftest import article, start_worker
+
+
+@pytest.fixture
+def database_url(request):
+    from tests.conftest import _pg_schema_url
+
+    return _pg_schema_url(request.getfixturevalue("pg_server_url"))
 
 
 def ingest(deployment, tmp_path, items, name="burst.json"):
@@ -114,7 +126,9 @@ def test_republish_sends_a_new_message_and_replay_the_same_one(running, partner,
     assert missing.returncode == 1 and "no article 'web:nope'" in missing.stderr
 
 
-def test_bad_operator_input_is_named(running):
+def test_bad_operator_input_is_named(deployment):
+    running = deployment
+    running.syndicate("migrate", check=True)
     bad = running.syndicate("deliveries", "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr
     bad = running.syndicate("replay", "--partner", "nobody")
