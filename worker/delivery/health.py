@@ -83,9 +83,16 @@ class CircuitBreaker:
         return base + ":failures", base + ":open_until", base + ":cooloff", base + ":probe"
 
     def state(self, partner: str, now: float | None = None) -> BreakerState:
+        return self.states([partner], now)[partner]
+
+    def states(self, partners: list[str], now: float | None = None) -> dict[str, BreakerState]:
+        """Every partner's state in one round trip."""
         now = time.time() if now is None else now
-        failures_key, open_key, cooloff_key, _ = self._keys(partner)
-        failures, open_until, cooloff = self.client.mget(failures_key, open_key, cooloff_key)
+        keys = [k for p in partners for k in self._keys(p)[:3]]
+        values = self.client.mget(keys) if keys else []
+        return {p: self._state(*values[i * 3:i * 3 + 3], now) for i, p in enumerate(partners)}
+
+    def _state(self, failures, open_until, cooloff, now: float) -> BreakerState:
         failures = int(failures or 0)
         cooloff_s = float(cooloff or self.cooloff)
         if open_until is None:
@@ -93,10 +100,11 @@ class CircuitBreaker:
         until = float(open_until)
         return BreakerState("open" if until > now else "half-open", failures, until, cooloff_s)
 
-    def admit(self, partner: str, wanted: int, probe_ttl: float, now: float | None = None) -> tuple[int, float]:
+    def admit(self, partner: str, wanted: int, probe_ttl: float, now: float | None = None,
+              state: BreakerState | None = None) -> tuple[int, float]:
         """How many sends the breaker lets through now (all, none, or one probe), and, when
         it holds some back, seconds until it is worth asking again."""
-        st = self.state(partner, now)
+        st = state or self.state(partner, now)
         if st.state == "closed":
             return wanted, 0.0
         now = time.time() if now is None else now
@@ -109,17 +117,33 @@ class CircuitBreaker:
         ttl = self.client.pttl(probe_key)
         return 0, max(ttl, 500) / 1000.0
 
+    def record_many(self, results: dict[str, tuple[int, int]], now: float | None = None) -> dict[str, str]:
+        """Count a batch's (successes, failures) per partner; returns the partners whose circuit
+        changed ("opened" or "closed"). The usual case, all good, is one round trip."""
+        changes: dict[str, str] = {}
+        healthy = [name for name, (ok, _) in results.items() if ok]
+        if healthy:
+            # Any success means the endpoint works: close and forget the streak.
+            pipe = self.client.pipeline(transaction=False)
+            for name in healthy:
+                failures_key, open_key, cooloff_key, probe_key = self._keys(name)
+                pipe.exists(open_key)
+                pipe.delete(failures_key, open_key, cooloff_key, probe_key)
+            answers = pipe.execute()
+            changes.update({name: "closed" for name, was_open in zip(healthy, answers[::2]) if was_open})
+        for name, (ok, failed) in results.items():
+            if not ok and failed:
+                change = self.record(name, 0, failed, now)
+                if change:
+                    changes[name] = change
+        return changes
+
     def record(self, partner: str, successes: int, failures: int, now: float | None = None) -> str | None:
-        """Count a batch's results; returns "opened" or "closed" when the circuit changed."""
+        """Count one partner's results; returns "opened" or "closed" when the circuit changed."""
+        if successes:
+            return self.record_many({partner: (successes, 0)}, now).get(partner)
         failures_key, open_key, cooloff_key, probe_key = self._keys(partner)
         now = time.time() if now is None else now
-        if successes:
-            # Any success means the endpoint works: close and forget the streak.
-            pipe = self.client.pipeline()
-            pipe.exists(open_key)
-            pipe.delete(failures_key, open_key, cooloff_key, probe_key)
-            was_open = pipe.execute()[0]
-            return "closed" if was_open else None
         if not failures:
             return None
         pipe = self.client.pipeline()
