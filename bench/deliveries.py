@@ -194,7 +194,7 @@ class Bench:
         self.config = runtime.config()
         for i in range(self.args.workers):
             self.procs.start([str(BIN / "syndicate"), "worker", "-Q", "deliver", "-c", str(self.args.concurrency),
-                              "--loglevel", self.args.loglevel], self.env, self.root / f"worker-{i}.log")
+                              "--loglevel", "INFO"], self.env, self.root / f"worker-{i}.log")
         wait_for(lambda: all(b"ready." in (self.root / f"worker-{i}.log").read_bytes()
                              for i in range(self.args.workers)), 60, "the workers")
 
@@ -262,8 +262,12 @@ class Bench:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "delivered"))
 
-    def wait_all(self, expected_total: int, timeout: float) -> float:
-        wait_for(lambda: self.delivered() >= expected_total, timeout, f"{expected_total} deliveries", interval=0.02)
+    def wait_all(self, expected_total: int, timeout: float, received_total: int | None = None) -> float:
+        """When the store shows `expected_total` rows delivered. The receiver's counter (cheap)
+        is watched first, so polling the store does not load the database being measured."""
+        if received_total is not None:
+            wait_for(lambda: self.stats()["count"] >= received_total, timeout, "the receiver", interval=0.01)
+        wait_for(lambda: self.delivered() >= expected_total, timeout, f"{expected_total} deliveries", interval=0.01)
         return time.perf_counter()
 
     def throughput(self, n: int, tag: str, with_ingest: bool) -> float:
@@ -272,15 +276,20 @@ class Bench:
         articles = self.articles(n, tag)
         before = self.delivered()
         expected = before + n * self.args.partners
+        received = self.stats()["count"] + n * self.args.partners
+        self.cpu_before = cpu_by_component(self)
         if with_ingest:
             started = time.perf_counter()
             for art in articles:  # exactly what ingest does: store, then enqueue after commit
                 dispatch(self.record([art]))
         else:
             recs = self.record(articles)
+            self.cpu_before = cpu_by_component(self)
             started = time.perf_counter()
             dispatch(recs)
-        ended = self.wait_all(expected, timeout=max(120, n * self.args.partners / 50))
+        ended = self.wait_all(expected, timeout=max(120, n * self.args.partners / 50), received_total=received)
+        after = cpu_by_component(self)
+        self.cpu_used = {k: after[k] - self.cpu_before.get(k, 0.0) for k in after}
         return n * self.args.partners / (ended - started)
 
     def latency(self, rate: float, seconds: float, tag: str) -> list[float]:
@@ -324,6 +333,45 @@ class Bench:
         return n / (time.perf_counter() - started)
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_by_component(bench: "Bench") -> dict[str, float]:
+    """CPU seconds used so far by each part of the benchmark (Linux /proc)."""
+    usage = {"worker": 0.0, "receiver": 0.0, "redis": 0.0, "postgres": 0.0, "bench driver": _cpu_seconds(os.getpid())}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if "syndicate worker -Q deliver" in cmd and str(bench.root) not in cmd:
+            # only this benchmark's workers: they are children of processes we started
+            if any(pid == p.pid or _ppid(pid) == p.pid for p in bench.procs.procs):
+                usage["worker"] += _cpu_seconds(pid)
+        elif "--serve-receiver" in cmd and str(bench.receiver_port) in cmd:
+            usage["receiver"] += _cpu_seconds(pid)
+        elif cmd.startswith("redis-server") and f":{bench.redis_port}" in cmd:
+            usage["redis"] += _cpu_seconds(pid)
+        elif cmd.startswith("postgres:") and bench.pg_name and bench.pg_name in cmd:
+            usage["postgres"] += _cpu_seconds(pid)
+    return usage
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -337,8 +385,11 @@ def run_store(args, store_kind: str) -> dict:
             bench.setup()
             bench.throughput(max(5, args.articles // 10), "warmup", with_ingest=False)
             rates, ingest_rates = [], []
+            cpu: dict[str, float] = {}
             for r in range(args.rounds):
                 rates.append(bench.throughput(args.articles, f"t{r}", with_ingest=False))
+                for k, v in bench.cpu_used.items():
+                    cpu[k] = cpu.get(k, 0.0) + v
                 ingest_rates.append(bench.throughput(args.articles, f"i{r}", with_ingest=True))
                 print(f"  [{store_kind}] round {r + 1}: {rates[-1]:,.0f} deliveries/s; "
                       f"with ingest {ingest_rates[-1]:,.0f}/s", flush=True)
@@ -349,7 +400,9 @@ def run_store(args, store_kind: str) -> dict:
                     "ingest_throughput": statistics.median(ingest_rates), "ingest_rounds": ingest_rates,
                     "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "max_ms": max(latencies),
                     "latency_samples": len(latencies), "baseline": base,
-                    "verified_sample": stats["verified"], "bad_signatures": stats["bad"]}
+                    "verified_sample": stats["verified"], "bad_signatures": stats["bad"],
+                    "cpu_ms_per_1000": {k: round(v * 1000 / (args.rounds * args.articles * args.partners) * 1000)
+                                        for k, v in cpu.items()}}
         finally:
             bench.teardown()
 
@@ -362,7 +415,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each with its own pool)")
     parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
-    parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--rate", type=float, default=200.0, help="deliveries/s for the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument("--baseline", type=int, default=3000, help="requests in the bare requests loop")
@@ -394,6 +446,9 @@ def main() -> None:
               f"{r['baseline']:,.0f}/s; latency at {args.rate:.0f}/s over {r['latency_samples']} deliveries, "
               f"max {r['max_ms']:.0f} ms; receiver verified {r['verified_sample']} sampled signatures, "
               f"{r['bad_signatures']} bad")
+    for r in results:
+        print(f"  {r['store']}: CPU ms per 1,000 deliveries (timed part of the throughput rounds): "
+              + ", ".join(f"{k} {v:,}" for k, v in r["cpu_ms_per_1000"].items()))
     print(f"goals: >= {GOAL_THROUGHPUT:,.0f} deliveries/s; p99 < {GOAL_P99_MS:.0f} ms at {args.rate:.0f}/s "
           "('vs goal' > 1 means met)")
     if args.json:

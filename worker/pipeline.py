@@ -24,6 +24,7 @@ from worker.store import ArticleRow, DeliveryRow, EventRow, PartnerStateRow, utc
 log = logging.getLogger("syndicate.pipeline")
 
 PUBLISHED, UPDATED, UNPUBLISHED = "article.published", "article.updated", "article.unpublished"
+DISPATCH_BATCH = 50
 
 
 def new_message_id() -> str:
@@ -209,8 +210,17 @@ def dispatch(recorded: list[Recorded]) -> None:
         if not rec.changed:
             continue
         feeds.update(rec.feed_names)
-        if rec.partner_deliveries:
-            deliver_batch.delay(rec.partner_deliveries)
+    # One task per article fan-out; several articles stored together share a task, up to
+    # DISPATCH_BATCH deliveries (sends to different partners, and to one, run in parallel).
+    batch: list[int] = []
+    for rec in recorded:
+        if rec.changed and rec.partner_deliveries:
+            if batch and len(batch) + len(rec.partner_deliveries) > DISPATCH_BATCH:
+                deliver_batch.delay(batch)
+                batch = []
+            batch += rec.partner_deliveries
+    if batch:
+        deliver_batch.delay(batch)
     for name in sorted(feeds):
         rebuild_feed.delay(name)
 
