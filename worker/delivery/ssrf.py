@@ -9,11 +9,11 @@ rebinding: there is no second lookup between the check and the connection.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import socket
+import ssl
 from urllib.parse import urlsplit
-
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
@@ -59,52 +59,51 @@ def literal_host_refusal(url: str) -> str | None:
     return None
 
 
-class _Guard:
-    allow_private = False
-
-    def _check_peer(self, sock) -> None:
-        if self.allow_private:
-            return
-        address = sock.getpeername()[0]
-        why = address_refusal(address)
-        if why:
-            sock.close()
-            raise BlockedAddress(self.host, address, why)
+def check_peer(sock: socket.socket, host: str, allow_private: bool) -> None:
+    """Refuse the connection if the address actually connected to is not a public one."""
+    if allow_private:
+        return
+    address = sock.getpeername()[0]
+    why = address_refusal(address)
+    if why:
+        sock.close()
+        raise BlockedAddress(host, address, why)
 
 
-class GuardedHTTPConnection(_Guard, HTTPConnection):
-    def __init__(self, *args, allow_private: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.allow_private = allow_private
+class GuardedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection that checks the peer it connected to (see the module docstring)."""
 
-    def _new_conn(self):
-        sock = super()._new_conn()
-        self._check_peer(sock)
+    def __init__(self, host: str, port: int | None, *, timeout: float, connect_timeout: float,
+                 allow_private: bool):
+        super().__init__(host, port, timeout=timeout)
+        self.connect_timeout, self.allow_private = connect_timeout, allow_private
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        check_peer(sock, self.host, self.allow_private)
+        sock.settimeout(self.timeout)
         return sock
 
-
-class GuardedHTTPSConnection(_Guard, HTTPSConnection):
-    def __init__(self, *args, allow_private: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.allow_private = allow_private
-
-    def _new_conn(self):
-        sock = super()._new_conn()
-        self._check_peer(sock)
-        return sock
+    def connect(self) -> None:
+        self.sock = self._open()
 
 
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
+class GuardedHTTPSConnection(GuardedHTTPConnection):
+    default_port = http.client.HTTPS_PORT
+
+    def __init__(self, host: str, port: int | None, *, timeout: float, connect_timeout: float,
+                 allow_private: bool, context: ssl.SSLContext | None = None):
+        super().__init__(host, port, timeout=timeout, connect_timeout=connect_timeout, allow_private=allow_private)
+        self.context = context or ssl.create_default_context()
+
+    def connect(self) -> None:
+        self.sock = self.context.wrap_socket(self._open(), server_hostname=self.host)
 
 
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-def guarded_pool(url: str, *, allow_private: bool, maxsize: int, timeout) -> HTTPConnectionPool:
-    """A keep-alive connection pool to the URL's origin that refuses private peers."""
+def guarded_connection(url: str, *, allow_private: bool, timeout: float) -> GuardedHTTPConnection:
+    """A (keep-alive) connection to the URL's origin that refuses private peers."""
     parts = urlsplit(url)
-    cls = GuardedHTTPSConnectionPool if parts.scheme == "https" else GuardedHTTPConnectionPool
-    return cls(parts.hostname, parts.port, maxsize=maxsize, block=False, timeout=timeout, retries=False,
+    cls = GuardedHTTPSConnection if parts.scheme == "https" else GuardedHTTPConnection
+    return cls(parts.hostname, parts.port, timeout=timeout, connect_timeout=min(timeout, 10.0),
                allow_private=allow_private)
