@@ -410,7 +410,7 @@ def run_store(args, store_kind: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["postgresql", "sqlite", "both"], default="postgresql")
-    parser.add_argument("--articles", type=int, default=300, help="articles per round (x partners = deliveries)")
+    parser.add_argument("--articles", type=int, default=500, help="articles per round (x partners = deliveries)")
     parser.add_argument("--partners", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (each with its own pool)")
