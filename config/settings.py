@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_CONFIG_PATH = "config/syndication.toml"
@@ -177,9 +178,43 @@ class PartnerConfig(_Strict):
     @field_validator("rate_limit")
     @classmethod
     def _rate(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"\d+/(s|m|h)", v):
+        if v is not None and (not re.fullmatch(r"\d+/(s|m|h)", v) or int(v.split("/")[0]) == 0):
             raise ValueError('expected a rate like "20/s", "600/m" or "1000/h"')
         return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not 0 < v <= 300:
+            raise ValueError("timeout must be more than 0 and at most 5m")
+        return v
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, v: list[float]) -> list[float]:
+        if len(v) > 50:
+            raise ValueError("at most 50 retries")
+        return v
+
+    @model_validator(mode="after")
+    def _address_allowed(self) -> "PartnerConfig":
+        # A literal private, loopback or link-local address is refused here; names are
+        # resolved and checked again at send time (worker/delivery/ssrf.py).
+        if not self.allow_private:
+            from worker.delivery.ssrf import literal_host_refusal
+
+            reason = literal_host_refusal(self.url)
+            if reason:
+                raise ValueError(f"url: {reason}; set allow_private = true for an intranet partner")
+        return self
+
+    @property
+    def rate(self) -> tuple[int, float] | None:
+        """(requests, per seconds) from rate_limit, or None for no limit."""
+        if not self.rate_limit:
+            return None
+        count, unit = self.rate_limit.split("/")
+        return int(count), {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
     def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
         if event_type not in self.events:

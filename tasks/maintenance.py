@@ -31,17 +31,19 @@ def sweep() -> int:
         if ids:
             s.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(queued_at=now)
                       .execution_options(synchronize_session=False))
-    partners: list[int] = []
+    # One partner per batch: a batch for a slow or failing partner then holds up no one else.
+    partners: dict[str, list[int]] = defaultdict(list)
     feeds: set[str] = set()
     by_kind = defaultdict(int)
     for row in rows:
         by_kind[row.kind] += 1
         if row.kind == "partner":
-            partners.append(row.id)
+            partners[row.destination].append(row.id)
         elif row.kind == "feed":
             feeds.add(row.destination)
-    for i in range(0, len(partners), BATCH):
-        deliver_batch.delay(partners[i:i + BATCH])
+    for ids in partners.values():
+        for i in range(0, len(ids), BATCH):
+            deliver_batch.delay(ids[i:i + BATCH])
     for name in sorted(feeds):
         rebuild_feed.delay(name)
     if rows:

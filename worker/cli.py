@@ -212,7 +212,7 @@ def status(article_id: str, as_json: bool) -> None:
 
 
 # Command groups of each stage register themselves on `main`.
-from worker import cli_feeds, cli_watch  # noqa: E402,F401
+from worker import cli_deliveries, cli_feeds, cli_watch  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from config import SyndicationConfig
 from worker.articles import Article, iso
-from worker.sanitize import sanitize_html
 from worker.feeds.index import index_article
-from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
+from worker.sanitize import sanitize_html
+from worker.store import ArticleRow, DeliveryRow, EventRow, PartnerStateRow, utcnow
 
 log = logging.getLogger("syndicate.pipeline")
 
 PUBLISHED, UPDATED, UNPUBLISHED = "article.published", "article.updated", "article.unpublished"
+DISPATCH_BATCH = 50
 
 
 def new_message_id() -> str:
@@ -179,6 +180,38 @@ def supersede_older(session: Session, event: EventRow, partners: list[str], now:
     )
 
 
+def republish_article(store, config: SyndicationConfig, article_id: str,
+                      partners: list[str] | None = None) -> Recorded:
+    """A new event for an article's current state, to partners only: new messages with new
+    webhook-ids (a partner that dropped its copy gets it again). Feeds are not touched."""
+    with store.session() as session:
+        row = session.get(ArticleRow, article_id, with_for_update=True)
+        if row is None:
+            raise LookupError(f"no article {article_id!r} in the store")
+        now = utcnow()
+        if row.status == "published":
+            event_type, data = PUBLISHED, Article.from_row(row).data()
+        else:
+            event_type, data = UNPUBLISHED, unpublished_data(row.id, row.url, row.version, row.updated_at)
+        event = EventRow(article_id=row.id, version=row.version, type=event_type, data=data, origin="republish",
+                         created_at=now)
+        session.add(event)
+        session.flush()
+        result = Recorded(row.id, event_type=event_type, event_id=event.id, version=row.version)
+        wanted = [p for p in config.partners if p.wants(event_type, row.section, list(row.tags or []))
+                  and (partners is None or p.name in partners)]
+        rows = [DeliveryRow(event_id=event.id, article_id=row.id, version=row.version, event_type=event_type,
+                            kind="partner", destination=p.name, message_id=new_message_id(), status="pending",
+                            attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now)
+                for p in wanted]
+        session.add_all(rows)
+        supersede_older(session, event, [p.name for p in wanted], now)
+        session.flush()
+        result.partner_deliveries = [r.id for r in rows]
+    log_recorded(result)
+    return result
+
+
 def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
     """Enqueue the work for committed events. Call only after the transaction committed."""
     from tasks.deliver import deliver_batch
@@ -188,8 +221,17 @@ def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
         if not rec.changed:
             continue
         feeds.update(rec.feed_names)
-        if rec.partner_deliveries:
-            deliver_batch.delay(rec.partner_deliveries)
+    # One task per article fan-out; several articles stored together share a task, up to
+    # DISPATCH_BATCH deliveries (sends to different partners, and to one, run in parallel).
+    batch: list[int] = []
+    for rec in recorded:
+        if rec.changed and rec.partner_deliveries:
+            if batch and len(batch) + len(rec.partner_deliveries) > DISPATCH_BATCH:
+                deliver_batch.delay(batch)
+                batch = []
+            batch += rec.partner_deliveries
+    if batch:
+        deliver_batch.delay(batch)
     if any(rec.changed for rec in recorded):
         request_feed_builds(feeds, config)
 
@@ -232,11 +274,14 @@ def due_deliveries(session: Session, now: datetime, requeue_after: timedelta, li
     """Rows that should be running but whose task is not on its way: never queued, queued
     long ago (the message was lost), or claimed by a worker whose lease ran out."""
     stale = now - requeue_after
+    # A disabled partner's deliveries wait for `syndicate partners enable`, not for the sweep.
+    disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
     pending = select(DeliveryRow).where(
         DeliveryRow.status == "pending",
         DeliveryRow.next_attempt_at <= now,
         (DeliveryRow.queued_at.is_(None)) | (DeliveryRow.queued_at <= stale)
         | (DeliveryRow.queued_at < DeliveryRow.next_attempt_at),
+        ~((DeliveryRow.kind == "partner") & DeliveryRow.destination.in_(disabled)),
     ).order_by(DeliveryRow.next_attempt_at).limit(limit)
     orphaned = select(DeliveryRow).where(
         DeliveryRow.status == "sending", DeliveryRow.lease_until < now

@@ -10,6 +10,8 @@ verified or not, so tests can assert on both.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -28,14 +30,47 @@ class Received:
     error: str | None
     message: dict | None
     at: float = field(default_factory=time.time)
+    path: str = "/"
+    reply: object = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(article id, version, event type) of a verified message."""
+        data = (self.message or {}).get("data") or {}
+        return data.get("id", ""), data.get("version", ""), (self.message or {}).get("type", "")
 
     @property
     def webhook_id(self) -> str:
         return self.headers.get("webhook-id", "")
 
 
-# A reply: (status, headers, body). A plan entry may also be a callable taking the request.
+# A reply: (status, headers, body). A plan entry may also be a callable taking the request,
+# a `Slow` (answer after a delay, e.g. longer than the sender's timeout) or `RESET`
+# (drop the connection with a TCP reset instead of answering).
 Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(frozen=True)
+class Slow:
+    seconds: float
+    reply: Reply = (200, {}, b'{"ok":true}')
+
+
+class _Reset:
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+RESET = _Reset()
+
+
+def redirect(status: int = 302, location: str = "https://elsewhere.example/hooks") -> Reply:
+    return (status, {"Location": location}, b"")
+
+
+def retry_after(status: int, value: str) -> Reply:
+    """429 or 503 with a Retry-After of seconds ("30") or an HTTP date."""
+    return (status, {"Retry-After": value}, b'{"error":"slow down"}')
 
 
 class PartnerServer:
@@ -60,15 +95,25 @@ class PartnerServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                rec = server._verify(headers, body)
+                rec = server._verify(headers, body, self.path)
                 with server._cond:
                     reply = server.plan.popleft() if server.plan else server.default
+                    rec.reply = reply
                     server.received.append(rec)
                     server._cond.notify_all()
                 if callable(reply):
                     reply = reply(rec)
                 if server.delay:
                     time.sleep(server.delay)
+                if reply is RESET:
+                    # SO_LINGER 0: close() sends RST, the sender sees "connection reset".
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if isinstance(reply, Slow):
+                    time.sleep(reply.seconds)
+                    reply = reply.reply
                 status, extra, payload = reply
                 if not rec.verified and status < 300:
                     status, payload = 401, json.dumps({"error": rec.error}).encode()
@@ -77,14 +122,17 @@ class PartnerServer:
                     self.send_header(k, v)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    self.close_connection = True  # the sender gave up (timed out) first
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def _verify(self, headers: dict[str, str], body: bytes) -> Received:
+    def _verify(self, headers: dict[str, str], body: bytes, path: str = "/") -> Received:
         try:
             if not headers.get("content-type", "").startswith("application/json"):
                 raise WebhookVerificationError(f"content-type is {headers.get('content-type')!r}")
@@ -92,9 +140,9 @@ class PartnerServer:
             for key in ("type", "timestamp", "data"):
                 if key not in message:
                     raise WebhookVerificationError(f"envelope has no {key!r}")
-            return Received(headers, body, True, None, message)
+            return Received(headers, body, True, None, message, path=path)
         except (WebhookVerificationError, ValueError) as exc:
-            return Received(headers, body, False, f"{type(exc).__name__}: {exc}", None)
+            return Received(headers, body, False, f"{type(exc).__name__}: {exc}", None, path=path)
 
     @property
     def url(self) -> str:
@@ -123,3 +171,11 @@ class PartnerServer:
                                          f"got {len(self.received)}: {[r.message and r.message['type'] for r in self.received]}")
                 self._cond.wait(left)
             return list(self.received)
+
+    def ids_per_message(self) -> dict[tuple[str, str, str], set[str]]:
+        """For each (article, version, event) received verified, the webhook-ids it came under.
+        A partner deduplicating by webhook-id sees each message once only if every set has one id."""
+        found: dict[tuple[str, str, str], set[str]] = {}
+        for rec in self.verified():
+            found.setdefault(rec.key, set()).add(rec.webhook_id)
+        return found

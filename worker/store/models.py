@@ -146,6 +146,7 @@ class DeliveryRow(Base):
         UniqueConstraint("event_id", "kind", "destination", name="uq_delivery_event_destination"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_destination", "kind", "destination", "status"),
+        Index("ix_deliveries_article_destination", "article_id", "kind", "destination", "event_id"),
     )
 
 
@@ -162,6 +163,8 @@ class AttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # timeout | connection_error | dns_error | blocked_address | tls_error | http_<status> ...
+    error_class: Mapped[str | None] = mapped_column(String(60), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
@@ -202,6 +205,8 @@ class PartnerStateRow(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_by: Mapped[str | None] = mapped_column(String(40), nullable=True)  # "policy" (HTTP 410) | "operator"
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

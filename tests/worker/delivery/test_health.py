@@ -1,0 +1,55 @@
+"""Partner health in Redis: the shared rate limit and the circuit breaker."""
+
+import time
+
+from worker.delivery.health import CircuitBreaker, RateLimiter
+
+
+def test_the_rate_limit_grants_a_burst_then_one_per_interval(redis_client):
+    limiter = RateLimiter(redis_client)
+    granted, wait = limiter.take("acme", (20, 1.0), 50)
+    assert granted == 20 and 0 < wait <= 0.06
+    granted, wait = limiter.take("acme", (20, 1.0), 5)
+    assert granted == 0 and wait > 0
+    time.sleep(0.12)
+    granted, _ = limiter.take("acme", (20, 1.0), 5)
+    assert 1 <= granted <= 3
+
+
+def test_the_rate_limit_is_shared_between_limiters_and_separate_per_partner(redis_client):
+    # two workers (two limiter objects) draw from the same budget
+    a, b = RateLimiter(redis_client), RateLimiter(redis_client)
+    assert a.take("acme", (10, 60.0), 6)[0] == 6
+    assert b.take("acme", (10, 60.0), 6)[0] == 4
+    assert b.take("other", (10, 60.0), 6)[0] == 6
+
+
+def test_the_breaker_opens_after_the_threshold_and_probes_once_after_the_cooloff(redis_client):
+    breaker = CircuitBreaker(redis_client, threshold=10, cooloff=30, cooloff_max=100)
+    now = 1_000_000.0
+    assert breaker.record("acme", 0, 9, now) is None
+    assert breaker.admit("acme", 5, probe_ttl=5, now=now) == (5, 0.0)
+    assert breaker.record("acme", 0, 1, now) == "opened"
+    allowed, wait = breaker.admit("acme", 5, probe_ttl=5, now=now + 1)
+    assert allowed == 0 and 28 <= wait <= 30
+    # after the cool-off: one probe for one worker, the others wait for its answer
+    assert breaker.admit("acme", 5, probe_ttl=5, now=now + 31)[0] == 1
+    assert breaker.admit("acme", 5, probe_ttl=5, now=now + 31)[0] == 0
+    # the probe fails: open again, for twice as long
+    assert breaker.record("acme", 0, 1, now + 32) == "opened"
+    assert breaker.state("acme", now + 33).state == "open"
+    assert breaker.state("acme", now + 33).open_until == now + 32 + 60
+    # a later probe succeeds: closed, streak forgotten
+    assert breaker.admit("acme", 5, probe_ttl=5, now=now + 93)[0] == 1
+    assert breaker.record("acme", 1, 0, now + 93) == "closed"
+    st = breaker.state("acme", now + 94)
+    assert (st.state, st.failures) == ("closed", 0)
+    assert breaker.admit("acme", 5, probe_ttl=5, now=now + 94) == (5, 0.0)
+
+
+def test_a_success_resets_the_failure_streak(redis_client):
+    breaker = CircuitBreaker(redis_client, threshold=3, cooloff=30)
+    breaker.record("acme", 0, 2)
+    breaker.record("acme", 1, 0)
+    breaker.record("acme", 0, 2)
+    assert breaker.state("acme").state == "closed"
