@@ -53,7 +53,6 @@ LEASE_MARGIN = float(os.environ.get("SYNDICATE_LEASE_MARGIN", "30"))
 TASK_WAIT = float(os.environ.get("SYNDICATE_DELIVERY_TASK_WAIT", "2"))
 # Held back because an older version of the same story is still on its way: look again soon.
 ORDER_WAIT = 1.0
-MIN_ROUNDS = int(os.environ.get("SYNDICATE_DELIVERY_MIN_ROUNDS", "1"))
 
 Schedule = Callable[[list[tuple[int, datetime]]], None]
 
@@ -130,10 +129,9 @@ class PartnerDeliverer:
     # -- 1. claim ---------------------------------------------------------------------
 
     def _rounds(self, count: int) -> int:
-        """How many sends one lane makes one after another in a batch of `count`. Fast partners
-        are best served sequentially on one kept-alive connection (threads cost CPU); a slow
-        one still gets up to `lanes` connections in parallel."""
-        return max(MIN_ROUNDS, math.ceil(max(count, 1) / self.lanes))
+        """How many sends one lane makes one after another in a batch of `count` (the lease
+        allows for that many timeouts in a row)."""
+        return math.ceil(max(count, 1) / self.lanes)
 
     def _lease(self, count: int, now: datetime) -> datetime:
         rounds = self._rounds(count)
@@ -152,7 +150,10 @@ class PartnerDeliverer:
         number superseded, ids held back behind an older version still in flight)."""
         articles_of_batch = select(DeliveryRow.article_id).where(DeliveryRow.id.in_(ids))
         if self.store.is_sqlite:
-            # SQLite has one writer at a time, which serialises this with record_article.
+            # SQLite has one writer at a time: take the write lock before reading, which
+            # serialises this with record_article (a write that matches nothing begins the
+            # transaction and takes the lock).
+            s.execute(update(PartnerStateRow).where(PartnerStateRow.name.is_(None)).values(disabled=False))
             article_ids = list(s.scalars(articles_of_batch.distinct()))
         else:
             # Serialise with record_article (which locks the article row too): a newer
@@ -194,6 +195,15 @@ class PartnerDeliverer:
         disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
         claimed = []
         if candidates:
+            reclaimed = [r.id for r in siblings if r.id in wanted and r.status == "sending"
+                         and r.lease_until is not None and r.lease_until < now]
+            if reclaimed:
+                # An attempt a killed worker never finished is closed as such in the attempt log.
+                s.execute(update(AttemptRow)
+                          .where(AttemptRow.delivery_id.in_(reclaimed), AttemptRow.finished_at.is_(None))
+                          .values(finished_at=now, outcome="interrupted", error_class="interrupted",
+                                  error="the worker stopped during this attempt (its lease expired)")
+                          .execution_options(synchronize_session=False))
             claimed = s.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.id.in_(candidates), self._claimable(now), DeliveryRow.destination.not_in(disabled))
@@ -348,8 +358,12 @@ class PartnerDeliverer:
         return result
 
     def _schedule(self, later: list[tuple[int, datetime]]) -> None:
-        if self.schedule is not None and later:
+        if self.schedule is None or not later:
+            return
+        try:
             self.schedule(later)
+        except Exception:  # noqa: BLE001 - e.g. the broker is away; the rows are in the store
+            log.warning("could not enqueue %d deliveries for later; the sweep will", len(later), exc_info=True)
 
     def _send_lane(self, jobs: list[Job]) -> list[Job]:
         try:

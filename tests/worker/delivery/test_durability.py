@@ -13,13 +13,22 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import select
 
-from tests.conftest import wait_until
+from tests.conftest import wait_until, write_config
 from tests.worker.delivery.conftest import article, start_worker
 from worker.store import DeliveryRow, Store
 
 BURST = 40
 # A short lease and re-enqueue delay so a killed worker's rows come back within seconds.
 FAST_RECOVERY = {"SYNDICATE_LEASE_MARGIN": 3, "SYNDICATE_REQUEUE_AFTER": 2, "SYNDICATE_BREAKER_THRESHOLD": 1000}
+
+
+def configure(deployment, partner):
+    """The stand-in partner with a rate limit, so the burst takes a few seconds and is held
+    back in waves, each wave waiting as a countdown message in Redis: exactly what a crash
+    or a Redis restart could lose."""
+    write_config(deployment.config, partners=[{
+        "name": "acme", "url": partner.url, "secret": partner.secret, "allow_private": True,
+        "retry_schedule": ["1s", "1s", "1s"], "timeout": "2s", "rate_limit": "10/s"}])
 
 
 def statuses(database_url) -> Counter:
@@ -47,15 +56,19 @@ def assert_every_message_arrived_once_per_id(partner, expected: int):
 
 
 def test_a_worker_killed_mid_burst_loses_nothing(deployment, partner, tmp_path):
-    partner.delay = 0.1  # each answer takes a moment, so the kill lands mid-delivery
+    configure(deployment, partner)
+    partner.delay = 0.05
     worker = start_worker(deployment, **FAST_RECOVERY)
     ingest_burst(deployment, tmp_path)
-    partner.wait_for(lambda got: len(got) >= 6, 60)
+    partner.wait_for(lambda got: len(got) >= 12, 60)
 
     # SIGKILL the worker by its own pid (and its pool children, in the session it leads)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
-    os.killpg(worker.pid, signal.SIGKILL)
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the pool children went with it
     delivered_at_kill = statuses(deployment.database_url)["delivered"]
     assert delivered_at_kill < BURST, "the burst was over before the kill; nothing was tested"
 
@@ -113,10 +126,11 @@ def own_redis(tmp_path):
 
 def test_a_redis_restart_loses_nothing(deployment, partner, own_redis, tmp_path):
     deployment.env["REDIS_URL"] = own_redis.url
-    partner.delay = 0.1
-    start_worker(deployment, **FAST_RECOVERY)
+    configure(deployment, partner)
+    partner.delay = 0.05
+    workers = [start_worker(deployment, **FAST_RECOVERY)]
     ingest_burst(deployment, tmp_path)
-    partner.wait_for(lambda got: len(got) >= 6, 60)
+    partner.wait_for(lambda got: len(got) >= 12, 60)
 
     # Redis goes away with every queued message, and comes back empty
     own_redis.stop()
@@ -124,6 +138,13 @@ def test_a_redis_restart_loses_nothing(deployment, partner, own_redis, tmp_path)
     time.sleep(2)
     own_redis.start()
 
-    wait_until(lambda: statuses(deployment.database_url) == Counter(delivered=BURST), 120,
-               "every delivery to be made after Redis came back")
+    def supervised_until_done():
+        # The worker may exit when the broker drops mid-task (a kombu bug when it restores
+        # unacknowledged messages on a closed connection); like compose's restart policy, start
+        # it again. Either way the store, not the broker, knows what is left to send.
+        if workers[-1].poll() is not None:
+            workers.append(start_worker(deployment, **FAST_RECOVERY))
+        return statuses(deployment.database_url) == Counter(delivered=BURST)
+
+    wait_until(supervised_until_done, 120, "every delivery to be made after Redis came back")
     assert_every_message_arrived_once_per_id(partner, BURST)

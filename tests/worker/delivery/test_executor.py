@@ -270,3 +270,28 @@ def test_a_partner_removed_from_the_configuration_fails_its_deliveries(store, se
     assert r.status == "failed" and "no longer configured" in r.last_error
     with store.session() as s:
         assert s.scalars(select(PartnerStateRow)).all() == []
+
+
+def test_a_claim_whose_worker_died_is_taken_back_and_its_attempt_closed(store, servers, deliverer_for):
+    server = servers()
+    config = make_config(partner_entry("acme", server))
+    [delivery_id] = store_article(store, config, article(1))
+    # a worker claimed it, wrote its attempt row, and died before recording anything
+    from worker.store import AttemptRow
+
+    with store.session() as s:
+        s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(
+            status="sending", lease_until=utcnow() + timedelta(seconds=60)))
+        s.add(AttemptRow(delivery_id=delivery_id, started_at=utcnow()))
+    deliverer = deliverer_for(config)
+    # while its lease runs, nobody else takes it
+    assert deliverer.run([delivery_id]).claimed == 0
+    with store.session() as s:
+        s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(
+            lease_until=utcnow() - timedelta(seconds=1)))
+    assert deliverer.run([delivery_id]).claimed == 1
+    assert row(store, delivery_id).status == "delivered"
+    dead_attempt, attempt = attempts(store, delivery_id)
+    assert (dead_attempt.outcome, dead_attempt.error_class) == ("interrupted", "interrupted")
+    assert attempt.outcome == "delivered"
+    assert len(server.received) == 1
