@@ -396,6 +396,16 @@ def run_store(args, store_kind: str) -> dict:
             latencies = bench.latency(args.rate, args.seconds, "lat")
             stats = bench.stats()
             base = bench.baseline(args.baseline)
+        except BaseException:
+            # Say which process gave up, before its temporary directory goes.
+            for log in sorted(Path(tmp).glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- last lines of {log.name}:\n" + "\n".join(tail), file=sys.stderr)
+            dead = [p.args[0] for p in procs.procs if p.poll() is not None]
+            if dead:
+                print(f"--- exited early: {', '.join(map(str, dead))}", file=sys.stderr)
+            raise
+        else:
             return {"store": store_kind, "throughput": statistics.median(rates), "rounds": rates,
                     "ingest_throughput": statistics.median(ingest_rates), "ingest_rounds": ingest_rates,
                     "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "max_ms": max(latencies),
@@ -421,6 +431,7 @@ def main() -> None:
     parser.add_argument("--verify-every", type=int, default=50, help="the receiver verifies 1 in N signatures")
     parser.add_argument("--quick", action="store_true", help="one short round and a short latency run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
     parser.add_argument("--serve-receiver", nargs=3, metavar=("PORT", "SECRET", "EVERY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
@@ -432,8 +443,20 @@ def main() -> None:
     print(f"syndicate delivery benchmark: {args.partners} partners per article, {args.articles} articles per round, "
           f"{args.rounds} round(s), {args.workers} worker(s) x {args.concurrency} processes, "
           f"{os.cpu_count()} CPUs", flush=True)
-    kinds = ["postgresql", "sqlite"] if args.store == "both" else [args.store]
-    results = [run_store(args, kind) for kind in kinds]
+    if args.store == "both":
+        # One process per store: the Celery app reads its broker URL once per process.
+        results = []
+        for kind in ("postgresql", "sqlite"):
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                argv = [a for a in sys.argv[1:] if a not in ("--store", "both", "--json")]
+                subprocess.run([sys.executable, __file__, *argv, "--store", kind, "--result-file", out.name],
+                               check=True)
+                results += json.loads(Path(out.name).read_text())
+    else:
+        results = [run_store(args, args.store)]
+        if args.result_file:
+            Path(args.result_file).write_text(json.dumps(results))
+            return
     print()
     print(f"{'store':<11} {'deliveries/s':>13} {'vs goal':>8} {'vs requests loop':>17} {'with ingest/s':>14} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'vs goal':>8}")

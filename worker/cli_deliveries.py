@@ -172,6 +172,7 @@ def replay(partner, since, status, article_id, dry_run, wait) -> None:
     now = utcnow()
     progress = _progress() if total >= PROGRESS_FROM else None
     replayed: dict[str, list[int]] = defaultdict(list)
+    broker_down = False
     if progress:
         progress.start()
         task = progress.add_task("replaying", total=total)
@@ -190,9 +191,15 @@ def replay(partner, since, status, article_id, dry_run, wait) -> None:
                         .execution_options(synchronize_session=False)
                     ).all()
                 replayed[name] += list(got)
-                if name not in disabled:
-                    _enqueue({name: list(got)}, progress, task if progress else None)
-                elif progress:
+                if name not in disabled and not broker_down:
+                    try:
+                        _enqueue({name: list(got)}, progress, task if progress else None)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - the rows are pending; the sweep sends them
+                        broker_down = True
+                        err_console.print(f"cannot enqueue ({type(exc).__name__}); the replayed deliveries "
+                                          "are pending and the sweep will send them", markup=False)
+                if progress:
                     progress.advance(task, len(got))
     finally:
         if progress:

@@ -130,7 +130,7 @@ class CircuitBreaker:
                 pipe.exists(open_key)
                 pipe.delete(failures_key, open_key, cooloff_key, probe_key)
             answers = pipe.execute()
-            changes.update({name: "closed" for name, was_open in zip(healthy, answers[::2]) if was_open})
+            changes.update({name: "closed" for name, was_open in zip(healthy, answers[::2], strict=True) if was_open})
         for name, (ok, failed) in results.items():
             if not ok and failed:
                 change = self.record(name, 0, failed, now)
