@@ -74,6 +74,20 @@ def _progress() -> Progress:
 
 # --- syndicate deliveries ------------------------------------------------------------
 
+def _matching(query, status, partner, article_id, cutoff):
+    """Partner deliveries filtered as `deliveries` and `replay` take their options."""
+    query = query.where(DeliveryRow.kind == "partner")
+    if status:
+        query = query.where(DeliveryRow.status == status)
+    if partner:
+        query = query.where(DeliveryRow.destination == partner)
+    if article_id:
+        query = query.where(DeliveryRow.article_id == article_id)
+    if cutoff is not None:
+        query = query.where(DeliveryRow.updated_at >= cutoff)
+    return query
+
+
 @main.command()
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only deliveries in this state.")
 @click.option("--partner", default=None, help="Only this partner.")
@@ -86,15 +100,7 @@ def deliveries(status, partner, article_id, since, limit, as_json) -> None:
     cutoff = _since(since)
     store = _ready_store()
     with store.session() as s:
-        q = select(DeliveryRow).where(DeliveryRow.kind == "partner")
-        if status:
-            q = q.where(DeliveryRow.status == status)
-        if partner:
-            q = q.where(DeliveryRow.destination == partner)
-        if article_id:
-            q = q.where(DeliveryRow.article_id == article_id)
-        if cutoff is not None:
-            q = q.where(DeliveryRow.updated_at >= cutoff)
+        q = _matching(select(DeliveryRow), status, partner, article_id, cutoff)
         rows = s.scalars(q.order_by(DeliveryRow.updated_at.desc(), DeliveryRow.id.desc()).limit(limit)).all()
     records = [{
         "id": r.id, "article_id": r.article_id, "event": r.event_type, "version": r.version,
@@ -140,14 +146,7 @@ def replay(partner, since, status, article_id, dry_run, wait) -> None:
         sys.exit(1)
     store = _ready_store()
     with store.session() as s:
-        q = select(DeliveryRow.id, DeliveryRow.destination).where(DeliveryRow.kind == "partner",
-                                                                  DeliveryRow.status == status)
-        if partner:
-            q = q.where(DeliveryRow.destination == partner)
-        if article_id:
-            q = q.where(DeliveryRow.article_id == article_id)
-        if cutoff is not None:
-            q = q.where(DeliveryRow.updated_at >= cutoff)
+        q = _matching(select(DeliveryRow.id, DeliveryRow.destination), status, partner, article_id, cutoff)
         rows = s.execute(q.order_by(DeliveryRow.id)).all()
         disabled = set(s.scalars(select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))))
     by_partner: dict[str, list[int]] = defaultdict(list)
