@@ -267,7 +267,8 @@ def log_recorded(rec: Recorded) -> None:
         log.info("article=%s stage=stored event=%s version=%s feeds=%d partners=%d",
                  rec.article_id, rec.event_type, rec.version, len(rec.feed_names), len(rec.partner_deliveries))
     else:
-        log.info("article=%s stage=stored event=none (unchanged)", rec.article_id)
+        # Pollers re-read an overlap on every poll: an unchanged article is not a stage.
+        log.debug("article=%s stage=stored event=none (unchanged)", rec.article_id)
 
 
 def due_deliveries(session: Session, now: datetime, requeue_after: timedelta, limit: int = 5000) -> list[DeliveryRow]:
