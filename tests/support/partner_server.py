@@ -78,6 +78,7 @@ class PartnerServer:
         self.secret = secret
         self.webhook = Webhook(secret)
         self.received: list[Received] = []
+        self.incomplete = 0  # requests cut off before their whole body arrived
         self.plan: deque[Reply | Callable[[Received], Reply]] = deque()
         self.default: Reply = (200, {}, b'{"ok":true}')
         self.delay = 0.0
@@ -94,6 +95,13 @@ class PartnerServer:
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-request (a worker killed while sending): a real
+                    # server's framework never hands such a request to the application.
+                    with server._cond:
+                        server.incomplete += 1
+                    self.close_connection = True
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 rec = server._verify(headers, body, self.path)
                 with server._cond:
