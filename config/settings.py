@@ -16,59 +16,36 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from config.common import (  # noqa: F401 - re-exported
+    _ENV_REF_RE,
+    EVENT_TYPES,
+    LANGUAGE_TAG_RE,
+    Duration,
+    HttpUrl,
+    _check_url,
+    _Strict,
+    destination_rate,
+    literal_host_refusal,
+    parse_duration,
+    validate_rate_limit,
+    validate_retry_schedule,
+    validate_timeout,
+)
+
+from config.channels import ChannelConfig  # noqa: E402
+
 DEFAULT_CONFIG_PATH = "config/syndication.toml"
-EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from "30s", "5m", "2h", "1d", "250ms" (or a bare number of seconds)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like \"30s\", \"5m\" or \"2h\"")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    else:
-        raise ValueError(f"expected a duration like \"30s\", \"5m\" or \"2h\", got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _check_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ValueError(f"expected an absolute {' or '.join(schemes)} URL, got {value!r}")
-    return value
-
-
-HttpUrl = Annotated[str, BeforeValidator(lambda v: _check_url(v) if isinstance(v, str) else v)]
-
-
-class _Strict(BaseModel):
-    # Unknown keys are errors: a typo such as `secert` must not pass silently.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteConfig(_Strict):
@@ -175,34 +152,17 @@ class PartnerConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     payload: Literal["article", "ninjs"] = "article"
 
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate(cls, v: str | None) -> str | None:
-        if v is not None and (not re.fullmatch(r"\d+/(s|m|h)", v) or int(v.split("/")[0]) == 0):
-            raise ValueError('expected a rate like "20/s", "600/m" or "1000/h"')
-        return v
+    kind: ClassVar[str] = "partner"
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, v: float) -> float:
-        if not 0 < v <= 300:
-            raise ValueError("timeout must be more than 0 and at most 5m")
-        return v
-
-    @field_validator("retry_schedule")
-    @classmethod
-    def _schedule(cls, v: list[float]) -> list[float]:
-        if len(v) > 50:
-            raise ValueError("at most 50 retries")
-        return v
+    _rate = field_validator("rate_limit")(classmethod(lambda cls, v: validate_rate_limit(v)))
+    _timeout = field_validator("timeout")(classmethod(lambda cls, v: validate_timeout(v)))
+    _schedule = field_validator("retry_schedule")(classmethod(lambda cls, v: validate_retry_schedule(v)))
 
     @model_validator(mode="after")
     def _address_allowed(self) -> "PartnerConfig":
         # A literal private, loopback or link-local address is refused here; names are
         # resolved and checked again at send time (worker/delivery/ssrf.py).
         if not self.allow_private:
-            from worker.delivery.ssrf import literal_host_refusal
-
             reason = literal_host_refusal(self.url)
             if reason:
                 raise ValueError(f"url: {reason}; set allow_private = true for an intranet partner")
@@ -211,10 +171,7 @@ class PartnerConfig(_Strict):
     @property
     def rate(self) -> tuple[int, float] | None:
         """(requests, per seconds) from rate_limit, or None for no limit."""
-        if not self.rate_limit:
-            return None
-        count, unit = self.rate_limit.split("/")
-        return int(count), {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        return destination_rate(self.rate_limit)
 
     def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
         if event_type not in self.events:
@@ -224,20 +181,6 @@ class PartnerConfig(_Strict):
         if self.sections and section in self.sections:
             return True
         return bool(self.tags and set(self.tags) & set(tags))
-
-
-class ChannelConfig(_Strict):
-    # Credentials differ per platform, so extra keys are allowed here and
-    # checked by the channel's transport.
-    model_config = ConfigDict(extra="allow", frozen=True)
-    name: str
-    type: Literal["mastodon", "bluesky", "telegram", "x", "facebook", "linkedin"]
-    base_url: HttpUrl | None = None
-    template: str = "{title} {url}"
-    events: list[Literal["article.published", "article.updated", "article.unpublished"]] = Field(
-        default_factory=lambda: list(EVENT_TYPES)
-    )
-    sections: list[str] = Field(default_factory=list)
 
 
 class WebSubConfig(_Strict):
@@ -277,6 +220,17 @@ class SyndicationConfig(_Strict):
     websub: WebSubConfig = Field(default_factory=WebSubConfig)
     feed_settings: FeedSettingsConfig = Field(default_factory=FeedSettingsConfig)
 
+    def channel(self, name: str) -> ChannelConfig | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def destination(self, kind: str, name: str) -> "PartnerConfig | ChannelConfig | None":
+        """A partner or channel by kind and name (what a delivery row names)."""
+        return self.partner(name) if kind == "partner" else self.channel(name) if kind == "channel" else None
+
+    @property
+    def destinations(self) -> list["PartnerConfig | ChannelConfig"]:
+        return [*self.partners, *self.channels]
+
     def partner(self, name: str) -> PartnerConfig | None:
         return next((p for p in self.partners if p.name == name), None)
 
@@ -293,10 +247,10 @@ class SyndicationConfig(_Strict):
             found += [p.secret, p.previous_secret or ""]
         for s in self.sources:
             found.append(s.app_password or "")
+        for p in self.partners:
+            found += [v for v in p.headers.values()]
         for c in self.channels:
-            for key, value in (c.model_extra or {}).items():
-                if isinstance(value, str) and key not in ("template",):
-                    found.append(value)
+            found += c.secrets()
         return [s for s in found if s and len(s) >= 6]
 
 

@@ -10,12 +10,11 @@ rebinding: there is no second lookup between the check and the connection.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 from urllib.parse import urlsplit
 
-_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+from config.common import address_refusal, literal_host_refusal  # noqa: F401 - re-exported
 
 
 class BlockedAddress(Exception):
@@ -25,38 +24,6 @@ class BlockedAddress(Exception):
         super().__init__(f"refused to connect to {host} ({address}): {why} address; "
                          "set allow_private = true for an intranet partner")
         self.host, self.address, self.why = host, address, why
-
-
-def address_refusal(address: str) -> str | None:
-    """Why an IP address is not a public one (None when it is)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_private or ip.is_reserved or not ip.is_global:
-        return "private"
-    return None
-
-
-def literal_host_refusal(url: str) -> str | None:
-    """Why a URL's host, written as a literal address or a local name, is refused."""
-    host = (urlsplit(url).hostname or "").strip("[]").lower()
-    if host in _LOCAL_NAMES or host.endswith(".localhost"):
-        return f"{host} is a loopback name"
-    why = address_refusal(host)
-    if why:
-        return f"{host} is a {why} address"
-    return None
 
 
 def check_peer(sock: socket.socket, host: str, allow_private: bool) -> None:
