@@ -11,25 +11,20 @@ from urllib.parse import urlsplit
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select, update
 
 from config import parse_duration
 from worker import runtime
 from worker.articles import iso
-from worker.cli import _load_config_or_exit, _when, console, err_console, main
+from worker.cli import main
+from worker.cli.common import _load_config_or_exit, _print_table, _when, console, err_console
 from worker.store import DeliveryRow, PartnerStateRow, utcnow
 
 STATUSES = ("pending", "sending", "delivered", "failed", "dead", "superseded")
 # Replays larger than this get a progress bar.
 PROGRESS_FROM = 20
 ENQUEUE_CHUNK = 50
-
-
-def _print_table(table: Table) -> None:
-    # Piped output is not cut to 80 columns: scripts and grep get whole ids and states.
-    (console if console.is_terminal else Console(highlight=False, width=220)).print(table)
 
 
 def _since(value: str | None):

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from worker import runtime
 from worker.articles import iso
-from worker.cli import _load_config_or_exit, _ready_store, console, err_console, main
+from worker.cli import main
+from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console
 
 
 @main.command()

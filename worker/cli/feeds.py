@@ -7,7 +7,8 @@ import sys
 import click
 
 from worker import runtime
-from worker.cli import _load_config_or_exit, _ready_store, console, err_console, main
+from worker.cli import main
+from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console
 from worker.feeds.sitemap import SITEMAP_FILE
 
 SITEMAP_NAMES = ("news-sitemap", SITEMAP_FILE)
