@@ -17,14 +17,18 @@ from pydantic import Field, field_validator, model_validator
 from config.common import (
     EVENT_TYPES,
     LANGUAGE_TAG_RE,
-    Duration,
+    Flag,
     HttpUrl,
+    Name,
+    MultilineText,
+    PostDelay,
+    RetryDelay,
+    TimeoutDuration,
     _Strict,
     destination_rate,
     literal_host_refusal,
     validate_rate_limit,
     validate_retry_schedule,
-    validate_timeout,
 )
 
 PLACEHOLDERS = ("title", "summary", "url", "section", "hashtags", "author")
@@ -41,27 +45,26 @@ class ChannelBase(_Strict):
     default_base_url: ClassVar[str] = ""
     kind: ClassVar[str] = "channel"
 
-    name: str
+    name: Name
     base_url: HttpUrl | None = None
-    template: str = "{title} {url} {hashtags}"
+    template: MultilineText = "{title} {url} {hashtags}"
     events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES))
     sections: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     language: str | None = None
-    hashtags: bool = True
+    hashtags: Flag = True
     # Post this long after the story's publication (None: at once).
-    delay: Duration | None = None
+    delay: PostDelay | None = None
     # At most this many posts a day; more are spread out, never dropped.
     daily_cap: int | None = Field(default=None, ge=1, le=100_000)
-    allow_private: bool = False
-    timeout: Duration = 10.0
+    allow_private: Flag = False
+    timeout: TimeoutDuration = 10.0
     rate_limit: str | None = None
-    retry_schedule: list[Duration] = Field(
+    retry_schedule: list[RetryDelay] = Field(
         default_factory=lambda: [5.0, 60.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0]
     )
 
     _rate = field_validator("rate_limit")(classmethod(lambda cls, v: validate_rate_limit(v)))
-    _timeout = field_validator("timeout")(classmethod(lambda cls, v: validate_timeout(v)))
     _schedule = field_validator("retry_schedule")(classmethod(lambda cls, v: validate_retry_schedule(v)))
 
     @field_validator("template")

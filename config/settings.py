@@ -31,7 +31,16 @@ from config.common import (  # noqa: F401 - re-exported
     EVENT_TYPES,
     LANGUAGE_TAG_RE,
     Duration,
+    Flag,
+    Headers,
     HttpUrl,
+    Name,
+    PlainText,
+    PollInterval,
+    RetryDelay,
+    SourceName,
+    TimeoutDuration,
+    UnpublishWindow,
     _check_url,
     _Strict,
     destination_rate,
@@ -48,12 +57,12 @@ DEFAULT_CONFIG_PATH = "config/syndication.toml"
 
 
 class SiteConfig(_Strict):
-    title: str
+    title: PlainText
     url: HttpUrl
     language: str = "en"
     feeds_url: HttpUrl
-    description: str = ""
-    publication_name: str = ""
+    description: PlainText = ""
+    publication_name: PlainText = ""
 
     @field_validator("language")
     @classmethod
@@ -66,36 +75,36 @@ class SiteConfig(_Strict):
 
 
 class SourceConfig(_Strict):
-    name: str
+    name: SourceName
     type: Literal["wordpress", "feed", "directory"]
     url: HttpUrl | None = None
     path: str | None = None
-    interval: Duration = 60.0
-    username: str | None = None
-    app_password: str | None = None
-    unpublish_window: Duration = 7 * 86400
-    timeout: Duration = 20.0
+    interval: PollInterval = 60.0
+    username: PlainText | None = None
+    app_password: PlainText | None = Field(default=None, repr=False)
+    unpublish_window: UnpublishWindow = 7 * 86400
+    timeout: TimeoutDuration = 20.0
 
     @field_validator("path")
     @classmethod
     def _path_not_empty(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("path cannot be empty")
+        if v is not None and (not v.strip() or "\x00" in v):
+            raise ValueError("path cannot be empty or contain a NUL character")
         return v
 
 
 class FeedConfig(_Strict):
     name: str
-    title: str
-    sections: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    limit: int = Field(default=50, ge=1, le=1000)
-    description: str = ""
+    title: PlainText
+    sections: list[PlainText] = Field(default_factory=list)
+    tags: list[PlainText] = Field(default_factory=list)
+    limit: int = Field(default=50, ge=1, le=1000, strict=True)
+    description: PlainText = ""
 
     @field_validator("name")
     @classmethod
     def _safe_file_name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
             raise ValueError("a feed name becomes a file name: use letters, digits, '-', '_' or '.'")
         return v
 
@@ -133,28 +142,27 @@ WebhookSecret = Annotated[str, BeforeValidator(lambda v: _check_secret(v) if isi
 
 
 class PartnerConfig(_Strict):
-    name: str
+    name: Name
     url: HttpUrl
     secret: WebhookSecret = Field(repr=False)
     previous_secret: WebhookSecret | None = Field(default=None, repr=False)
     events: list[Literal["article.published", "article.updated", "article.unpublished"]] = Field(
         default_factory=lambda: list(EVENT_TYPES)
     )
-    sections: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    allow_private: bool = False
-    timeout: Duration = 10.0
+    sections: list[PlainText] = Field(default_factory=list)
+    tags: list[PlainText] = Field(default_factory=list)
+    allow_private: Flag = False
+    timeout: TimeoutDuration = 10.0
     rate_limit: str | None = None
-    retry_schedule: list[Duration] = Field(
+    retry_schedule: list[RetryDelay] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     )
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     payload: Literal["article", "ninjs"] = "article"
 
     kind: ClassVar[str] = "partner"
 
     _rate = field_validator("rate_limit")(classmethod(lambda cls, v: validate_rate_limit(v)))
-    _timeout = field_validator("timeout")(classmethod(lambda cls, v: validate_timeout(v)))
     _schedule = field_validator("retry_schedule")(classmethod(lambda cls, v: validate_retry_schedule(v)))
 
     @model_validator(mode="after")
@@ -197,7 +205,7 @@ class FeedSettingsConfig(_Strict):
     rebuild_window: Annotated[float, BeforeValidator(parse_duration), Field(le=300)] = 2.0
     # Hosts whose iframes (https only) survive sanitizing; a leading "." also allows subdomains.
     iframe_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_IFRAME_HOSTS))
-    news_sitemap: bool = True
+    news_sitemap: Flag = True
 
     @field_validator("iframe_hosts")
     @classmethod
@@ -432,6 +440,11 @@ def load_config(path: str | os.PathLike | None = None, env: dict[str, str] | Non
             str(path),
             [ConfigProblem("(file)", "no such file: set SYNDICATE_CONFIG or copy config/syndication.example.toml")],
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), [ConfigProblem("(file)", "is a directory, not a configuration file: "
+                                                               "give the path of the .toml file")]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), [ConfigProblem("(file)", f"not UTF-8: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigProblem("(file)", f"cannot be read: {exc.strerror or exc}")]) from None
     return parse_config(text, str(path), env)

@@ -16,6 +16,12 @@ allow-list HTML5 parser, not regular expressions):
 - characters XML cannot carry (C0 and C1 controls, lone surrogates, noncharacters)
   are removed.
 
+`plain_text` turns an HTML fragment into text (markup removed, entities decoded once);
+`text_field` only tidies text that is already text (never decodes again, so a title whose
+text is `<b>` keeps it); `clean_url` parses a URL strictly and drops credentials;
+`executable_markup` names what `sanitize_html` will remove that could run code, for the
+note an article carries; `printable` makes any upstream value safe to put in one log line.
+
 A `]]>` in content needs no handling here: feeds are written with escaped text,
 never CDATA sections, so it becomes `]]&gt;` like any other `>`.
 """
@@ -23,10 +29,12 @@ never CDATA sections, so it becomes `]]&gt;` like any other `>`.
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 from typing import Iterable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import idna
 import nh3
 from lxml import etree
 from lxml import html as lxml_html
@@ -168,3 +176,143 @@ def excerpt(text: str, limit: int = 300) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.-")
     return (cut or text[:limit]) + "…"
+
+
+# --- text fields ------------------------------------------------------------------------
+
+def has_unsafe_characters(text: str) -> bool:
+    """Whether `xml_text` would remove anything (controls, lone surrogates, noncharacters)."""
+    return bool(_NOT_XML_RE.search(text) or (_ASTRAL_RE.search(text) and _ASTRAL_NONCHARACTERS_RE.search(text)))
+
+
+def text_field(text: str) -> str:
+    """Text that already is text (a stored title, an author's name): unsafe characters
+    removed and whitespace folded. Entities are NOT decoded and `<` stays `<`: decoding
+    happened once, where the text came in."""
+    return _WS_RE.sub(" ", xml_text(text)).strip()
+
+
+def cut_text(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis."""
+    return text if len(text) <= limit else excerpt(text, limit - 1)
+
+
+# --- URLs -------------------------------------------------------------------------------
+
+MAX_URL_CHARS = 2_048
+# Characters a URL may not carry at all (percent-encoded they are fine).
+_URL_FORBIDDEN_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+_ASCII_HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?")
+
+
+def _check_host(host: str) -> None:
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host.strip("[]").split("%", 1)[0])
+        except ValueError:
+            raise ValueError(f"host {host!r} is not a valid IPv6 address") from None
+        return
+    if _ASCII_HOST_RE.fullmatch(host):
+        return
+    if host.isascii():
+        raise ValueError(f"host {host[:80]!r} is not a valid host name")
+    try:
+        idna.encode(host.rstrip("."), uts46=True)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise ValueError(f"host {host[:80]!r} is not a valid host name") from None
+
+
+def clean_url(value: str, *, limit: int = MAX_URL_CHARS) -> tuple[str, list[str]]:
+    """An absolute http(s) URL, parsed strictly, without credentials: (url, notes).
+
+    Raises ValueError saying what is wrong (not a URL, a bad host or port, too long).
+    Credentials (`https://user:pass@host/`) are removed with a note: they must never
+    reach feeds or partners. Spaces in the path or query are percent-encoded, as a
+    browser does."""
+    notes: list[str] = []
+    text = value.strip()
+    if not text:
+        raise ValueError("is empty")
+    if m := _URL_FORBIDDEN_RE.search(text):
+        raise ValueError(f"contains control character U+{ord(m.group()):04X}")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an absolute http(s) URL")
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    host = hostport
+    if hostport.startswith("["):
+        host = hostport[:hostport.index("]") + 1] if "]" in hostport else hostport
+    elif ":" in hostport:
+        host = hostport.rsplit(":", 1)[0]
+    if not host:
+        raise ValueError("has no host")
+    _check_host(host)
+    if port == 0:
+        raise ValueError("has an invalid port (0)")
+    changed = False
+    if at:
+        netloc, changed = hostport, True
+        notes.append("removed credentials")
+    path, query, fragment = parts.path, parts.query, parts.fragment
+    if " " in path + query + fragment:
+        path, query, fragment = (p.replace(" ", "%20") for p in (path, query, fragment))
+        changed = True
+    url = urlunsplit((parts.scheme, netloc, path, query, fragment)) if changed else text
+    if len(url) > limit:
+        raise ValueError(f"is {len(url):,} characters; the limit is {limit:,}")
+    return url, notes
+
+
+# --- what the body sanitizer removes that could run code --------------------------------
+
+_ACTIVE_ELEMENT_RE = re.compile(r"<(script|object|embed|applet|base|meta|form|svg|math)\b", re.IGNORECASE)
+_HANDLER_RE = re.compile(r"<([A-Za-z][\w:-]{0,30})\b[^<>]*?\s(on[a-z]{2,30})\s*=", re.IGNORECASE)
+_ACTIVE_URL_RE = re.compile(r"\s(?:href|src|action|formaction|xlink:href|poster|background)\s*=\s*[\"']?\s*"
+                            r"(javascript|vbscript|data)\s*:", re.IGNORECASE)
+_MAX_MARKUP_NOTES = 10
+
+
+def executable_markup(fragment: str) -> list[str]:
+    """What in `fragment` could run code in a reader's browser, as short labels
+    ("<script>", "<img onerror>", "javascript: URL"). Informational: the removal itself
+    is `sanitize_html`'s allow-list, which does not depend on this list being complete."""
+    if not fragment or "<" not in fragment:
+        return []
+    found: dict[str, None] = {}
+    for m in _ACTIVE_ELEMENT_RE.finditer(fragment):
+        found[f"<{m.group(1).lower()}>"] = None
+        if len(found) >= _MAX_MARKUP_NOTES:
+            return list(found)
+    for m in _HANDLER_RE.finditer(fragment):
+        found[f"<{m.group(1).lower()} {m.group(2).lower()}>"] = None
+        if len(found) >= _MAX_MARKUP_NOTES:
+            return list(found)
+    for m in _ACTIVE_URL_RE.finditer(fragment):
+        found[f"{m.group(1).lower()}: URL"] = None
+        if len(found) >= _MAX_MARKUP_NOTES:
+            break
+    return list(found)
+
+
+# --- one log line -----------------------------------------------------------------------
+
+# Line breaks, controls, surrogates, noncharacters and bidi overrides: what could forge or
+# garble a log line or an operator's terminal.
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                             "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+
+
+def printable(value: object, limit: int = 300) -> str:
+    """`value` as one safe line: unprintable characters backslash-escaped, cut to `limit`."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if _UNPRINTABLE_RE.search(text):
+        text = _UNPRINTABLE_RE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"),
+                                   text)
+    return text

@@ -33,9 +33,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import SourceConfig, SyndicationConfig
-from worker.articles import Article, iso
+from worker.articles import Article, iso, last_per_id
 from worker.observability import redact
 from worker.pipeline import PUBLISHED, UNPUBLISHED, UPDATED, Recorded, dispatch, log_recorded, record_article
+from worker.sanitize import printable
 from worker.sources.base import Batch, KnownArticle, Rejection, Source, SourceError
 from worker.store import ArticleRow, RejectionRow, SourceStateRow, Store, utcnow
 
@@ -232,9 +233,13 @@ def store_batch(store: Store, config: SyndicationConfig, name: str, batch: Batch
     """One transaction: the batch's articles, withdrawals, rejections and cursor."""
     origin = f"poll:{name}"[:40]
     recorded: list[Recorded] = []
-    fresh_rejections: list[Rejection] = []
+    articles, repeated = last_per_id(batch.articles)
+    if repeated:
+        log.info("source=%s %d id(s) came twice in one batch; the last version of each is stored: %s", name,
+                 len(repeated), printable(", ".join(repeated)))
+    rejections = [bounded_rejection(r) for r in batch.rejections]
     with store.session() as s:
-        for article in batch.articles:
+        for article in articles:
             recorded.append(record_article(s, article, config, origin=origin))
         for article_id in dict.fromkeys(batch.withdrawn):
             row = s.get(ArticleRow, article_id)
@@ -242,14 +247,11 @@ def store_batch(store: Store, config: SyndicationConfig, name: str, batch: Batch
                 continue
             withdrawn = Article.from_row(row).model_copy(update={"status": "unpublished", "updated_at": utcnow()})
             recorded.append(record_article(s, withdrawn, config, origin=origin))
-        for rejection in batch.rejections:
-            if _already_rejected(s, name, rejection):
-                continue
-            s.add(RejectionRow(source=name, upstream_id=rejection.upstream_id, article_id=rejection.article_id,
-                               where=rejection.where, reason=rejection.reason[:4000], created_at=utcnow()))
-            fresh_rejections.append(rejection)
+        fresh_rejections = add_rejections(s, name, rejections)
         if batch.cursor is not None:
             _state(s, name).cursor = batch.cursor
+    for article, rec in zip(articles, recorded):
+        log_cleaning(article, rec)
     for rec in recorded:
         log_recorded(rec)
         if rec.event_type == PUBLISHED:
@@ -262,16 +264,63 @@ def store_batch(store: Store, config: SyndicationConfig, name: str, batch: Batch
             result.unchanged += 1
         if rec.event_type:
             result.events.append((rec.article_id, rec.event_type))
-    result.unchanged += batch.unchanged_skipped
-    result.rejected += len(batch.rejections)
-    for rejection in batch.rejections:
-        if rejection in fresh_rejections:
-            log.warning("source=%s upstream_id=%s rejected: %s%s", name, rejection.upstream_id, rejection.reason,
+    result.unchanged += batch.unchanged_skipped + len(batch.articles) - len(articles)
+    result.rejected += len(rejections)
+    log_rejections(name, rejections, fresh_rejections)
+    return recorded
+
+
+# --- rejections and cleaning, for every input path (sources and `syndicate ingest`) ----------
+
+def bounded_rejection(rejection: Rejection) -> Rejection:
+    """The rejection as it can be stored and logged on every backend: ids cut to their
+    columns' 300 characters, and no character that could forge a log line or that a
+    database refuses (a lone surrogate from a broken upstream)."""
+    return Rejection(
+        upstream_id=printable(rejection.upstream_id, 290) if rejection.upstream_id is not None else None,
+        reason=printable(rejection.reason, 3900),
+        where=printable(rejection.where, 2000),
+        article_id=printable(rejection.article_id, 290) if rejection.article_id is not None else None,
+    )
+
+
+def add_rejections(session: Session, source: str, rejections: list[Rejection]) -> list[Rejection]:
+    """Add rows for these (bounded) rejections, except those recorded last time in the same
+    words; returns the fresh ones."""
+    fresh: list[Rejection] = []
+    for rejection in rejections:
+        if _already_rejected(session, source, rejection):
+            continue
+        session.add(RejectionRow(source=source, upstream_id=rejection.upstream_id, article_id=rejection.article_id,
+                                 where=rejection.where, reason=rejection.reason, created_at=utcnow()))
+        fresh.append(rejection)
+    return fresh
+
+
+def record_rejections(store: Store, source: str, rejections: list[Rejection]) -> None:
+    """Store and log rejections outside a poll (`syndicate ingest` records under source `ingest`)."""
+    bounded = [bounded_rejection(r) for r in rejections]
+    with store.session() as s:
+        fresh = add_rejections(s, source, bounded)
+    log_rejections(source, bounded, fresh)
+
+
+def log_rejections(source: str, rejections: list[Rejection], fresh: list[Rejection]) -> None:
+    for rejection in rejections:
+        if rejection in fresh:
+            log.warning("source=%s upstream_id=%s rejected: %s%s", source, rejection.upstream_id, rejection.reason,
                         f" ({rejection.where})" if rejection.where else "")
         else:
-            log.info("source=%s upstream_id=%s still rejected (recorded before): %s", name, rejection.upstream_id,
-                     rejection.reason)
-    return recorded
+            log.info("source=%s upstream_id=%s still rejected (recorded before): %s", source,
+                     rejection.upstream_id, rejection.reason)
+
+
+def log_cleaning(article: Article, rec: Recorded) -> None:
+    """Say once what cleaning removed from an article: when its change is stored, not each
+    time a poller reads the same version again."""
+    if rec.changed and article.cleaning_notes:
+        log.warning("article=%s cleaned on the way in: %s", printable(article.id),
+                    printable("; ".join(article.cleaning_notes), 1000))
 
 
 def _already_rejected(session: Session, name: str, rejection: Rejection) -> bool:
@@ -279,7 +328,7 @@ def _already_rejected(session: Session, name: str, rejection: Rejection) -> bool
     last = session.scalars(select(RejectionRow).where(RejectionRow.source == name,
                                                       RejectionRow.upstream_id == rejection.upstream_id)
                            .order_by(RejectionRow.id.desc()).limit(1)).first()
-    return last is not None and last.reason == rejection.reason[:4000] and last.where == rejection.where
+    return last is not None and last.reason == rejection.reason and last.where == rejection.where
 
 
 def _record_failure(store: Store, source_config: SourceConfig, exc: SourceError, result: PollResult,

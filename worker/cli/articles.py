@@ -11,42 +11,81 @@ from rich.table import Table
 
 from worker import runtime
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console
+from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console, text
+from worker.sanitize import printable
+
+# The largest file `ingest` reads, as for a drop folder's files.
+MAX_INGEST_BYTES = 20_000_000
+
+
+def _read_input(name: str) -> str:
+    """The text of FILE or stdin (`-`), or OSError/ValueError saying why it cannot be read."""
+    if name == "-":
+        raw = sys.stdin.buffer.read(MAX_INGEST_BYTES + 1)
+    else:
+        path = Path(name)
+        if path.is_dir():
+            raise OSError("is a directory")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INGEST_BYTES + 1)
+    if len(raw) > MAX_INGEST_BYTES:
+        raise ValueError(f"larger than {MAX_INGEST_BYTES:,} bytes")
+    return raw.decode("utf-8-sig")
+
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 def ingest(files: tuple[str, ...]) -> None:
-    """Store article JSON files (`-` reads stdin) and send them down the pipeline."""
-    from worker.articles import Article, ArticleInputError, read_article_file
+    """Store article JSON files (`-` reads stdin) and send them down the pipeline.
+
+    Each input that cannot become an article is named on one line, recorded (see
+    `syndicate rejected --source ingest`) and skipped; the others still go through.
+    An id given twice is stored once, in its last version. Exit 1 if any was rejected."""
+    from worker.articles import Article, ArticleInputError, last_per_id, read_article_file
     from worker.pipeline import ingest_articles
+    from worker.sources.base import Rejection
+    from worker.watch import log_cleaning, record_rejections
 
     config = _load_config_or_exit(None)
     store = _ready_store()
     articles: list[Article] = []
-    errors = 0
+    rejections: list[Rejection] = []
     for name in files:
+        where = "<stdin>" if name == "-" else name
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            err_console.print(f"{name}: cannot read: {exc}", markup=False)
-            errors += 1
+            text = _read_input(name)
+        except (OSError, ValueError) as exc:
+            reason = f"cannot read: {exc.strerror or exc}" if isinstance(exc, OSError) else f"cannot read: {exc}"
+            rejections.append(Rejection(None, reason, where=where))
             continue
-        for item in read_article_file(text, "<stdin>" if name == "-" else name):
+        for item in read_article_file(text, where):
             if isinstance(item, ArticleInputError):
-                errors += 1
-                err_console.print(f"rejected {item.where}:", markup=False)
-                for problem in item.problems:
-                    err_console.print(f"  - {problem}", markup=False)
+                rejections.append(Rejection(item.article_id, "; ".join(item.problems), where=item.where,
+                                            article_id=item.article_id))
             else:
                 articles.append(item)
+    for rejection in rejections:
+        err_console.print(f"rejected {printable(rejection.where)}: {printable(rejection.reason, 2000)}",
+                          markup=False, soft_wrap=True)
+    if rejections:
+        record_rejections(store, "ingest", rejections)
+    articles, repeated = last_per_id(articles)
+    for article_id in repeated:
+        err_console.print(f"{printable(article_id)}: given more than once; only its last version is stored",
+                          markup=False, soft_wrap=True)
     results = ingest_articles(articles, config, store)
-    for rec in results:
+    for article, rec in zip(articles, results):
         what = rec.event_type or "unchanged, nothing sent"
-        console.print(f"{rec.article_id}: {what}"
+        console.print(f"{printable(rec.article_id)}: {what}"
                       + (f" ({len(rec.partner_deliveries)} partner deliveries, {len(rec.feed_names)} feeds)"
-                         if rec.changed else ""), markup=False)
-    if errors:
-        err_console.print(f"{errors} input(s) rejected; {len(results)} article(s) processed", markup=False)
+                         if rec.changed else ""), markup=False, soft_wrap=True)
+        if article.cleaning_notes and rec.changed:
+            console.print(f"  cleaned: {printable('; '.join(article.cleaning_notes), 1000)}", markup=False,
+                          soft_wrap=True)
+        log_cleaning(article, rec)
+    if rejections:
+        err_console.print(f"{len(rejections)} input(s) rejected; {len(results)} article(s) processed",
+                          markup=False)
         sys.exit(1)
 
 
@@ -59,22 +98,24 @@ def status(article_id: str, as_json: bool) -> None:
 
     report = article_status(runtime.store(), article_id)
     if report is None:
-        err_console.print(f"no article {article_id!r} in the store", markup=False)
+        err_console.print(f"no article {printable(article_id)!r} in the store", markup=False)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
     art = report["article"]
     if art is None:
-        console.print(f"{article_id}  (never stored)", markup=False)
+        console.print(f"{printable(article_id)}  (never stored)", markup=False)
     else:
-        console.print(f"{art['id']}  [bold]{art['title']}[/]")
+        console.print(text(art["id"]) + text("  ") + text(art["title"], style="bold"))
         console.print(f"  status {art['status']}  version {art['version']}  published {art['published_at']}  "
                       f"updated {art['updated_at']}", markup=False)
     table = Table("destination", "event", "version", "status", "attempts", "last error", "when")
     for d in report["deliveries"]:
-        table.add_row(f"{d['kind']}:{d['destination']}", d["event"], d["version"][:8], d["status"],
-                      str(d["attempts"]), (d["last_error"] or "")[:80], d["updated_at"])
+        table.add_row(text(f"{d['kind']}:{d['destination']}"), text(d["event"]), text(d["version"][:8]),
+                      text(d["status"]), text(d["attempts"]), text((d["last_error"] or "")[:80]),
+                      text(d["updated_at"]))
     console.print(table)
     for r in report.get("rejections", []):
-        console.print(f"  rejected {r['created_at']}: {r['reason']}", markup=False)
+        console.print(f"  rejected {r['created_at']} ({printable(r['source'])}): {printable(r['reason'], 2000)}",
+                      markup=False, soft_wrap=True)

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from worker import runtime
 from worker.articles import iso
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console
+from worker.cli.common import LIMIT, _load_config_or_exit, _print_table, _ready_store, console, err_console, text
+from worker.sanitize import printable
 
 
 @main.command()
@@ -30,8 +31,8 @@ def poll(name: str | None, as_json: bool) -> None:
         err_console.print("no [[sources]] in the configuration", markup=False)
         sys.exit(2)
     if name is not None and config.source(name) is None:
-        err_console.print(f"no source named {name!r}; configured: {', '.join(s.name for s in config.sources)}",
-                          markup=False)
+        err_console.print(f"no source named {printable(name)!r}; configured: "
+                          f"{', '.join(s.name for s in config.sources)}", markup=False)
         sys.exit(2)
     store = _ready_store()
     names = [name] if name else [s.name for s in config.sources]
@@ -52,7 +53,7 @@ def poll(name: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--source", "source_name", default=None, help="Only this source's rejections.")
-@click.option("--limit", default=100, show_default=True, help="The most recent N.")
+@click.option("--limit", type=LIMIT, default=100, show_default=True, help="The most recent N (1-100000).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def rejected(source_name: str | None, limit: int, as_json: bool) -> None:
     """Input a source could not turn into an article, newest first, with the reason."""
@@ -72,10 +73,11 @@ def rejected(source_name: str | None, limit: int, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        console.print("no rejections" + (f" for source {source_name!r}" if source_name else ""), markup=False)
+        console.print("no rejections" + (f" for source {printable(source_name)!r}" if source_name else ""),
+                      markup=False)
         return
     table = Table("when", "source", "upstream id", "article id", "reason", "where", show_lines=False)
     for r in rows:
-        table.add_row(r["created_at"], r["source"], r["upstream_id"] or "-", r["article_id"] or "-",
-                      r["reason"], r["where"] or "")
-    console.print(table)
+        table.add_row(text(r["created_at"]), text(r["source"]), text(r["upstream_id"] or "-"),
+                      text(r["article_id"] or "-"), text(r["reason"]), text(r["where"] or ""))
+    _print_table(table)

@@ -12,12 +12,17 @@ Files are taken oldest first (a correction dropped after its story lands after i
 only once they have not changed for `SETTLE` seconds, so a file still being copied in is
 not read half-written. A ninjs document `embargoed` until a later time stays in the
 folder until then.
+
+A file makes only ids of this source (`<name>:...`): an `id` without a source part gets
+this source's, one with another source's (`wp:102`) is refused, so a file dropped here
+can never overwrite or withdraw another source's story. Whatever goes wrong with one file
+or one item (unreadable, not JSON, nested too deeply, a field no check foresaw) is
+recorded and filed away, and the next file is read.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import time
@@ -26,7 +31,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from config import SourceConfig
-from worker.articles import MAX_CONTENT_CHARS
+from worker.article_input import load_json
+from worker.sanitize import printable
 from worker.sources.base import (
     Batch,
     InputProblem,
@@ -34,12 +40,11 @@ from worker.sources.base import (
     Source,
     SourceContext,
     SourceError,
+    as_html_text,
+    bounded_body,
     build_article,
-    check_controls,
-    checked_article_data,
-    checked_body,
-    html_to_text,
     parse_utc,
+    unexpected,
 )
 
 log = logging.getLogger("syndicate.sources.directory")
@@ -80,7 +85,14 @@ class DirectorySource(Source):
             if now - mtime < SETTLE:
                 continue  # still being written; next poll
             context.heartbeat()
-            batch = self.read_file(path, context)
+            try:
+                batch = self.read_file(path, context)
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one file's surprise must not stop the folder
+                reason = unexpected(exc, f"source={self.name} {path}", log)
+                batch = Batch(rejections=[Rejection(path.name, reason, where=str(path))])
+                batch.after_commit = lambda path=path, reason=reason: self._file_away(path, [reason])
             if batch is not None:
                 yield batch
 
@@ -101,39 +113,41 @@ class DirectorySource(Source):
             problems.append(f"the file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")
         else:
             try:
-                data = json.loads(raw.decode("utf-8-sig"))
+                data = load_json(raw.decode("utf-8-sig"))
                 items = data if isinstance(data, list) else [data]
                 if not items:
                     problems.append("the file holds an empty list")
             except UnicodeDecodeError as exc:
                 problems.append(f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-            except json.JSONDecodeError as exc:
-                problems.append(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            except ValueError as exc:
+                problems.append(str(exc))
         if problems:
             batch.rejections.append(Rejection(path.name, problems[0], where=where))
         held = False
         for index, item in enumerate(items):
             label = where if len(items) == 1 else f"{where}[{index}]"
-            upstream = _item_id(item)
-            article_id = self.article_id(upstream) if upstream and _is_ninjs(item) else (
-                item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None)
+            upstream: str | None = None
+            article_id: str | None = None
             try:
+                upstream = _item_id(item)
+                article_id = self.article_id(upstream) if upstream else None
                 if _is_ninjs(item):
                     embargo = _embargo(item)
                     if embargo is not None and embargo > context.now:
                         log.info("source=%s %s is embargoed until %s; left in the folder until then",
-                                 self.name, label, embargo.isoformat())
+                                 self.name, printable(label), embargo.isoformat())
                         held = True
                         continue
                     article = self.from_ninjs(item, label)
                 elif isinstance(item, dict):
-                    article = build_article(checked_article_data(item), label)
+                    article = build_article(self.own_id(item), label)
                 else:
                     raise InputProblem(f"expected a JSON object, got {type(item).__name__}")
                 batch.articles.append(article)
-            except InputProblem as exc:
-                problems.append(f"{label}: {exc}")
-                batch.rejections.append(Rejection(upstream or f"{path.name}[{index}]", str(exc), where=label,
+            except Exception as exc:  # noqa: BLE001 - one item never stops the others
+                reason = str(exc) if isinstance(exc, InputProblem) else unexpected(exc, label, log)
+                problems.append(f"{label}: {reason}")
+                batch.rejections.append(Rejection(upstream or f"{path.name}[{index}]", reason, where=label,
                                                   article_id=article_id))
         if held and not batch.articles and not batch.rejections:
             return None
@@ -161,13 +175,28 @@ class DirectorySource(Source):
             return  # moved by another process already
         except OSError as exc:
             # Stored but not moved: it will be read again, which changes nothing.
-            log.error("source=%s cannot move %s to %s: %s", self.name, path, target_dir, exc)
+            log.error("source=%s cannot move %s to %s: %s", self.name, printable(path), target_dir, exc)
             return
         if problems:
-            log.warning("source=%s %s moved to failed/ (%d problem(s), see %s.error)", self.name, path.name,
-                        len(problems), target.name)
+            log.warning("source=%s %s moved to failed/ (%d problem(s), see %s.error)", self.name,
+                        printable(path.name), len(problems), printable(target.name))
         else:
-            log.info("source=%s %s moved to done/", self.name, path.name)
+            log.info("source=%s %s moved to done/", self.name, printable(path.name))
+
+    def own_id(self, item: dict) -> dict:
+        """The item with an id of this source: a bare id gets this source's name; another
+        source's id is refused (a drop folder must not overwrite or withdraw `wp:102`)."""
+        value = item.get("id")
+        if not isinstance(value, str):
+            return item
+        prefix, sep, _ = value.partition(":")
+        if not sep:
+            return dict(item, id=self.article_id(value))
+        if prefix != self.name:
+            raise InputProblem(f"id: {printable(value, 80)!r} belongs to source {printable(prefix, 40)!r}; "
+                               f"a file in this folder makes ids \"{self.name}:...\" (or give the id "
+                               "without a source part)")
+        return item
 
     # -- ninjs 2.x ---------------------------------------------------------------------
 
@@ -181,38 +210,32 @@ class DirectorySource(Source):
         headline = _pick(doc.get("headlines"), ("main", "headline", None))
         if headline is None:
             raise InputProblem("headlines is missing or empty: a story needs a headline")
-        check_controls("headlines", headline.get("value"))
-        title = _as_text(headline)
+        title = _as_html_text(headline)
         description = _pick(doc.get("descriptions"), ("summary", "abstract", "teaser", "lead", None))
-        if description is not None:
-            check_controls("descriptions", description.get("value"))
         body = _pick(doc.get("bodies"), ("main", None), prefer_type="text/html")
         body_html = ""
         if body is not None:
-            value = body.get("value") or ""
-            if len(value) > MAX_CONTENT_CHARS:
-                raise InputProblem(f"bodies value is {len(value):,} characters; the limit is {MAX_CONTENT_CHARS:,}")
-            if "html" in (body.get("contenttype") or "text/html"):
-                body_html = checked_body("bodies", value)
+            value = bounded_body("bodies", body.get("value"))
+            if "html" in str(body.get("contenttype") or "text/html"):
+                body_html = value
             else:
-                check_controls("bodies", value)
                 body_html = "".join(f"<p>{html.escape(p.strip())}</p>" for p in value.split("\n\n") if p.strip())
         first = doc.get("firstcreated") or doc.get("versioncreated")
         published = parse_utc(first, "firstcreated", naive_is_utc=False)
         updated = parse_utc(doc["versioncreated"], "versioncreated", naive_is_utc=False) \
             if doc.get("versioncreated") else published
-        subjects = [s for s in doc.get("subjects") or [] if isinstance(s, dict) and isinstance(s.get("name"), str)]
-        section = next((s["name"] for s in subjects if (s.get("rel") or "").lower() in ("section", "department")),
+        subjects = [s for s in _list(doc.get("subjects")) if isinstance(s, dict) and isinstance(s.get("name"), str)]
+        section = next((s["name"] for s in subjects if str(s.get("rel") or "").lower() in ("section", "department")),
                        None)
         data = {
             "id": self.article_id(_short_id(uri)),
             "url": _web_url(doc),
             "title": title,
-            "summary": _as_text(description) if description else "",
+            "summary": _as_html_text(description) if description else "",
             "content_html": body_html,
-            "authors": _authors(doc),
-            "section": section,
-            "tags": [s["name"] for s in subjects if s["name"] != section],
+            "authors": [as_html_text(a) for a in _authors(doc)],
+            "section": as_html_text(section) if section is not None else None,
+            "tags": [as_html_text(s["name"]) for s in subjects if s["name"] != section],
             "image": _image(doc),
             "language": doc.get("language") if isinstance(doc.get("language"), str) else None,
             "published_at": published,
@@ -242,9 +265,9 @@ def _item_id(item: Any) -> str | None:
 def _short_id(uri: str) -> str:
     import hashlib
 
-    uri = uri.strip()
+    uri = " ".join(uri.split())
     # Article ids are at most 300 characters with the source name; keep long URIs recognisable.
-    return uri if len(uri) <= 200 else uri[:150] + "~" + hashlib.sha256(uri.encode()).hexdigest()[:16]
+    return uri if len(uri) <= 200 else uri[:150] + "~" + hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _embargo(doc: dict) -> datetime | None:
@@ -261,62 +284,73 @@ def _pick(entries: Any, roles: tuple, prefer_type: str | None = None) -> dict | 
         return None
     entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("value"), str) and e["value"].strip()]
     if prefer_type:
-        typed = [e for e in entries if prefer_type in (e.get("contenttype") or prefer_type)]
+        typed = [e for e in entries if prefer_type in str(e.get("contenttype") or prefer_type)]
         entries = typed or entries
     for role in roles:
         for entry in entries:
-            if role is None or (entry.get("role") or "").lower() == role:
+            if role is None or str(entry.get("role") or "").lower() == role:
                 return entry
     return None
 
 
-def _as_text(entry: dict) -> str:
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _as_html_text(entry: dict) -> str:
+    """A ninjs text value in the form the article schema reads (HTML text)."""
     value = entry.get("value") or ""
-    return html_to_text(value) if "html" in (entry.get("contenttype") or "") else value
+    return value if "html" in str(entry.get("contenttype") or "") else as_html_text(value)
 
 
 def _web_url(doc: dict) -> str:
     uri = doc.get("uri") or ""
     if uri.startswith(("http://", "https://")):
         return uri
-    for alt in doc.get("altids") or []:
-        if isinstance(alt, dict) and (alt.get("role") or "").lower() in ("url", "web", "canonical", "link") \
-                and str(alt.get("value", "")).startswith(("http://", "https://")):
+    for alt in _list(doc.get("altids")):
+        if isinstance(alt, dict) and str(alt.get("role") or "").lower() in ("url", "web", "canonical", "link") \
+                and isinstance(alt.get("value"), str) and alt["value"].startswith(("http://", "https://")):
             return alt["value"]
-    for rendition in doc.get("renditions") or []:
-        if isinstance(rendition, dict) and "html" in (rendition.get("contenttype") or "") \
-                and str(rendition.get("href", "")).startswith(("http://", "https://")):
+    for rendition in _list(doc.get("renditions")):
+        if isinstance(rendition, dict) and "html" in str(rendition.get("contenttype") or "") \
+                and isinstance(rendition.get("href"), str) and rendition["href"].startswith(("http://", "https://")):
             return rendition["href"]
     raise InputProblem("no web address: uri is not an http(s) URL and no altids entry with role \"url\" "
                        "or text/html rendition gives one")
 
 
 def _authors(doc: dict) -> list[str]:
-    people = [p["name"] for p in doc.get("people") or []
+    people = [p["name"] for p in _list(doc.get("people"))
               if isinstance(p, dict) and isinstance(p.get("name"), str)
-              and (p.get("rel") or "").lower() in ("author", "creator", "writer", "byline")]
+              and str(p.get("rel") or "").lower() in ("author", "creator", "writer", "byline")]
     if people:
         return people
     by = doc.get("by")
     return [by] if isinstance(by, str) and by.strip() else []
 
 
+def _dimension(value: Any) -> int | None:
+    """A rendition's width or height when it is a sane whole number; anything else is no size."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if 1 <= value <= 100_000 else None
+
+
 def _image(doc: dict) -> dict | None:
-    for assoc in doc.get("associations") or []:
+    for assoc in _list(doc.get("associations")):
         if not isinstance(assoc, dict):
             continue
-        if assoc.get("type", "picture") != "picture" and "image" not in (assoc.get("name") or ""):
+        if assoc.get("type", "picture") != "picture" and "image" not in str(assoc.get("name") or ""):
             continue
-        renditions = [r for r in assoc.get("renditions") or []
-                      if isinstance(r, dict) and str(r.get("href", "")).startswith(("http://", "https://"))]
+        renditions = [r for r in _list(assoc.get("renditions"))
+                      if isinstance(r, dict) and isinstance(r.get("href"), str)
+                      and r["href"].startswith(("http://", "https://"))]
         if not renditions:
             continue
-        best = max(renditions, key=lambda r: r.get("width") or 0 if isinstance(r.get("width"), (int, float)) else 0)
+        best = max(renditions, key=lambda r: _dimension(r.get("width")) or 0)
         alt = _pick(assoc.get("descriptions"), ("alt", "caption", None)) or _pick(assoc.get("headlines"), (None,))
-
-        def dimension(value: Any) -> int | None:
-            return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 else None
-
-        return {"url": best["href"], "alt": (alt or {}).get("value", ""), "width": dimension(best.get("width")),
-                "height": dimension(best.get("height"))}
+        return {"url": best["href"], "alt": _as_html_text(alt) if alt else "",
+                "width": _dimension(best.get("width")), "height": _dimension(best.get("height"))}
     return None

@@ -23,7 +23,6 @@ import feedparser
 import requests
 
 from config import SourceConfig
-from worker.articles import MAX_CONTENT_CHARS
 from worker.sources.base import (
     Batch,
     InputProblem,
@@ -31,11 +30,12 @@ from worker.sources.base import (
     Source,
     SourceContext,
     SourceError,
+    as_html_text,
+    bounded_body,
     build_article,
-    check_controls,
-    checked_body,
     html_to_text,
     http_get,
+    unexpected,
 )
 
 log = logging.getLogger("syndicate.sources.feed")
@@ -94,7 +94,11 @@ class FeedSource(Source):
         batch = Batch()
         keyed: dict[str, Any] = {}
         for index, entry in enumerate(parsed.entries):
-            upstream = _entry_key(entry)
+            try:
+                upstream = _entry_key(entry)
+            except Exception as exc:  # noqa: BLE001
+                upstream = None
+                log.info("source=%s entry %d has an unusable key: %s", self.name, index + 1, exc)
             if upstream is None:
                 batch.rejections.append(Rejection(f"entry[{index}]", "the entry has neither a guid/id nor a link",
                                                   where=f"{self.url} entry {index + 1}"))
@@ -108,8 +112,10 @@ class FeedSource(Source):
                 article = self.article(entry, article_id, known.get(article_id), language, context.now)
                 batch.articles.append(article)
                 present.append((article.published_at, article.updated_at))
-            except InputProblem as exc:
-                batch.rejections.append(Rejection(upstream, str(exc), where=f"{self.url} entry {upstream}",
+            except Exception as exc:  # noqa: BLE001 - one entry never stops the others
+                reason = str(exc) if isinstance(exc, InputProblem) else unexpected(
+                    exc, f"source={self.name} entry {upstream}", log)
+                batch.rejections.append(Rejection(upstream, reason, where=f"{self.url} entry {upstream}",
                                                   article_id=article_id))
         if well_formed and present and len(present) == len(keyed) and all(_dated(e) for e in keyed.values()):
             oldest_published = min(p for p, _ in present)
@@ -124,37 +130,33 @@ class FeedSource(Source):
         yield batch
 
     def article(self, entry: Any, article_id: str, known, language: str | None, now: datetime):
-        title_detail = entry.get("title_detail") or {}
-        raw_title = entry.get("title") or ""
-        check_controls("title", raw_title)
-        title = html_to_text(raw_title) if "html" in (title_detail.get("type") or "") or "<" in raw_title \
-            else raw_title
-        if not title.strip():
+        # feedparser says whether each text is HTML or plain; the article schema reads HTML
+        # text, so plain text is escaped and comes through as text (decoded once there).
+        title = _html_text(entry.get("title"), entry.get("title_detail"))
+        if not html_to_text(title[:10_000]):
             raise InputProblem("title is empty: a story needs a headline")
         raw_summary = entry.get("summary") or ""
-        check_controls("summary", raw_summary)
         contents = [c for c in entry.get("content") or [] if c.get("value")]
         html_content = next((c for c in contents if "html" in (c.get("type") or "")), None)
-        body = (html_content or (contents[0] if contents else None) or {}).get("value") or raw_summary
-        if len(body) > MAX_CONTENT_CHARS:
-            raise InputProblem(f"content is {len(body):,} characters; the limit is {MAX_CONTENT_CHARS:,}")
-        body = checked_body("content", body)
+        body = bounded_body("content", (html_content or (contents[0] if contents else None) or {}).get("value")
+                            or raw_summary)
         published = _when(entry, "published", required=False) or _when(entry, "updated", required=False)
         if published is None:
             # Undated entry: first seen is its date, kept from then on so its version stays put.
             published = known.published_at if known is not None else now.replace(microsecond=0)
         updated = _when(entry, "updated", required=False) or published
-        terms = [html_to_text(t.get("term") or "") for t in entry.get("tags") or [] if t.get("term")]
+        terms = [t.get("term") for t in entry.get("tags") or [] if isinstance(t.get("term"), str) and t.get("term")]
+        authors = [a.get("name") for a in entry.get("authors") or [] if isinstance(a.get("name"), str)
+                   and a.get("name")] or ([entry["author"]] if isinstance(entry.get("author"), str) else [])
         data = {
             "id": article_id,
             "url": entry.get("link") or "",
             "title": title,
-            "summary": html_to_text(raw_summary) if raw_summary else "",
+            "summary": _html_text(raw_summary, entry.get("summary_detail")) if raw_summary else "",
             "content_html": body,
-            "authors": [a.get("name") for a in entry.get("authors") or [] if a.get("name")]
-            or ([entry["author"]] if entry.get("author") else []),
-            "section": terms[0] if terms else None,
-            "tags": terms[1:],
+            "authors": [as_html_text(a) for a in authors],
+            "section": as_html_text(terms[0]) if terms else None,
+            "tags": [as_html_text(t) for t in terms[1:]],
             "image": _image(entry),
             "language": language,
             "published_at": published,
@@ -163,11 +165,17 @@ class FeedSource(Source):
         return build_article(data, f"{self.url} entry {article_id.partition(':')[2]}")
 
 
+def _html_text(value: Any, detail: Any) -> str:
+    value = value if isinstance(value, str) else ""
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    return value if "html" in (kind or "text/html") else as_html_text(value)
+
+
 def _entry_key(entry: Any) -> str | None:
-    key = (entry.get("id") or entry.get("link") or "").strip()
+    key = " ".join(str(entry.get("id") or entry.get("link") or "").split())
     if not key:
         return None
-    return key if len(key) <= 200 else key[:150] + "~" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return key if len(key) <= 200 else key[:150] + "~" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _dated(entry: Any) -> bool:
@@ -203,10 +211,10 @@ def _image(entry: Any) -> dict | None:
 
         def dimension(value: Any) -> int | None:
             try:
-                number = int(value)
+                number = int(str(value).strip())
             except (TypeError, ValueError):
                 return None
-            return number if number >= 1 else None
+            return number if 1 <= number <= 100_000 else None
 
         return {"url": url, "alt": "", "width": dimension(media.get("width")), "height": dimension(media.get("height"))}
     return None

@@ -15,7 +15,8 @@ from tests.conftest import REPO
 from tests.worker.sources.helpers import events, poll, rejections, source_config
 from worker.store import ArticleRow, utcnow
 
-EXAMPLE = json.loads((REPO / "examples" / "article.json").read_text())
+# A drop folder makes ids of its own source only ("drop:..."), see test_ids_belong_to_the_folder's_source.
+EXAMPLE = dict(json.loads((REPO / "examples" / "article.json").read_text()), id="drop:world-putin-sharaa-kremlin")
 
 NINJS = {
     "$schema": "http://www.iptc.org/std/ninjs/ninjs-schema_2.1.json",
@@ -120,9 +121,13 @@ def test_a_correction_and_a_cancellation_dropped_later_are_an_update_and_an_unpu
     ("no-headline.json", dict(NINJS, headlines=[]), "headlines is missing or empty"),
     ("no-url.json", dict(NINJS, uri="urn:newsml:example.com:20261120:flood"), "no web address"),
     ("naive-date.json", dict(NINJS, firstcreated="2026-11-20T08:00:00"), "firstcreated has no UTC offset"),
-    ("controls.json", dict(EXAMPLE, title="Breaking\u0007 news"), "title contains control character U+0007"),
-    ("hostile.json", dict(EXAMPLE, content_html='<p>x</p><svg><a href="javascript:alert(1)">y</a></svg>'),
-     "hostile HTML"),
+    ("future.json", dict(EXAMPLE, published_at="9999-12-31T23:59:59Z"), "published_at: 9999-12-31T23:59:59Z is in"),
+    ("overflow.json", dict(EXAMPLE, published_at="9999-12-31T23:59:59-05:00"), "cannot be converted to UTC"),
+    ("deep.json", "[" * 10_000 + "]" * 10_000, "nested too deeply"),
+    ("digits.json", '{"id": "drop:n", "url": "https://x.example/", "published_at": "2026-11-26T09:00:00Z", '
+                    '"title": ' + "9" * 5000 + "}", "title: Input should be a valid string"),
+    ("host-space.json", dict(EXAMPLE, url="https://news example/a"), "url: host 'news example' is not a valid"),
+    ("other-source.json", dict(EXAMPLE, id="wp:102", status="unpublished"), "belongs to source 'wp'"),
     ("huge.json", dict(EXAMPLE, content_html="<p>" + "x" * 5_000_000 + "</p>"), "the limit is 2,000,000"),
     ("bad-field.json", dict(EXAMPLE, published_at="26/11/2026"), "published_at"),
 ])
@@ -143,14 +148,14 @@ def test_a_bad_file_moves_to_failed_with_a_note_and_a_rejection(name, content, f
 
 
 def test_a_file_with_one_bad_item_stores_the_others_and_names_the_bad_one(folder, store, redis_client):
-    items = [EXAMPLE, dict(EXAMPLE, id="web:second", title=""), dict(EXAMPLE, id="web:third")]
+    items = [EXAMPLE, dict(EXAMPLE, id="drop:second", title=""), dict(EXAMPLE, id="drop:third")]
     drop(folder, "batch.json", items)
     result = poll(dir_config(folder), store, redis_client)
     assert result.published == 2 and result.rejected == 1
-    assert set(stored(store)) == {EXAMPLE["id"], "web:third"}
+    assert set(stored(store)) == {EXAMPLE["id"], "drop:third"}
     note = (folder / "failed" / "batch.json.error").read_text()
-    assert "batch.json[1]: title: title is empty" in note
-    assert rejections(store)[0].article_id == "web:second"
+    assert "batch.json[1]: title: empty after cleaning" in note
+    assert rejections(store)[0].article_id == "drop:second"
 
 
 def test_a_file_still_being_written_is_left_until_it_settles(folder, store, redis_client):
@@ -187,3 +192,51 @@ def test_a_file_stored_but_not_moved_before_a_crash_makes_no_second_event(folder
 def test_a_missing_folder_fails_the_poll(tmp_path, store, redis_client):
     result = poll(dir_config(tmp_path / "nowhere"), store, redis_client)
     assert result.status == "failed" and "does not exist" in result.error
+
+
+def test_markup_and_control_characters_are_cleaned_and_the_story_goes_out(folder, store, redis_client, caplog):
+    # before: "title contains control character" / "hostile HTML", the file went to failed/
+    drop(folder, "story.json", dict(EXAMPLE, title="Breaking\u0007 <b>news</b>",
+                                    content_html='<p>x</p><svg><a href="javascript:alert(1)">y</a></svg>'))
+    with caplog.at_level("INFO"):
+        result = poll(dir_config(folder), store, redis_client)
+    assert result.published == 1 and result.rejected == 0
+    assert (folder / "done" / "story.json").exists()
+    art = stored(store)[EXAMPLE["id"]]
+    assert art.title == "Breaking news" and "javascript" not in art.content_html and "<p>x</p>" in art.content_html
+    assert caplog.text.count("cleaned on the way in") == 1
+    assert "title: removed control characters" in caplog.text and "content_html: removed <svg>" in caplog.text
+
+
+def test_ids_belong_to_the_folders_source(folder, store, redis_client):
+    # a bare id gets the folder's source; another source's id is refused and touches nothing
+    with store.session() as s:
+        from worker.articles import parse_article
+        from worker.pipeline import record_article
+
+        record_article(s, parse_article(dict(EXAMPLE, id="wp:102"), "t"), dir_config(folder))
+    drop(folder, "bare.json", dict(EXAMPLE, id="story-1"), age=20)
+    drop(folder, "kill.json", dict(EXAMPLE, id="wp:102", status="unpublished"), age=10)
+    result = poll(dir_config(folder), store, redis_client)
+    assert result.published == 1 and result.rejected == 1 and result.unpublished == 0
+    assert stored(store)["wp:102"].status == "published" and "drop:story-1" in stored(store)
+    assert "belongs to source 'wp'" in (folder / "failed" / "kill.json.error").read_text()
+
+
+def test_a_file_that_fails_in_an_unforeseen_way_is_filed_away_and_newer_files_are_read(
+        folder, store, redis_client, monkeypatch):
+    from worker.sources.directory import DirectorySource
+
+    def explode(self, path, context):
+        if path.name == "first.json":
+            raise RuntimeError("a bug nobody foresaw")
+        return original(self, path, context)
+
+    original = DirectorySource.read_file
+    monkeypatch.setattr(DirectorySource, "read_file", explode)
+    drop(folder, "first.json", EXAMPLE, age=20)
+    drop(folder, "second.json", dict(EXAMPLE, id="drop:2"), age=10)
+    result = poll(dir_config(folder), store, redis_client)
+    assert result.status == "ok" and result.published == 1 and result.rejected == 1
+    assert "RuntimeError: a bug nobody foresaw" in (folder / "failed" / "first.json.error").read_text()
+    assert (folder / "done" / "second.json").exists()

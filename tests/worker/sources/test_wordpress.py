@@ -312,34 +312,40 @@ def test_bad_posts_are_rejected_by_name_and_the_rest_of_the_batch_goes_on(wordpr
     with caplog.at_level(logging.INFO):
         result = poll(config, store, redis_client)
 
-    assert result.status == "ok" and result.rejected == 7 and result.published == 5
+    # only what cannot become an article is rejected; markup and control characters are cleaned
+    assert result.status == "ok" and result.rejected == 4 and result.published == 8
     rows = {r.upstream_id: r for r in rejections(store)}
-    assert set(rows) == {"101", "102", "103", "104", "105", "106", "107"}
+    assert set(rows) == {"101", "102", "104", "107"}
     assert "title.rendered is empty" in rows["101"].reason
     assert "date_gmt is not a valid date" in rows["102"].reason
-    assert "control character U+0000" in rows["103"].reason
     assert "5,000,007 characters; the limit is 2,000,000" in rows["104"].reason
-    assert "hostile HTML" in rows["105"].reason and "onerror" in rows["105"].reason
-    assert "javascript:" in rows["106"].reason
-    assert rows["105"].article_id == "wp:105" and rows["105"].where.endswith("/posts/105")
+    assert rows["104"].article_id == "wp:104" and rows["104"].where.endswith("/posts/104")
     for upstream_id in rows:
         assert f"source=wp upstream_id={upstream_id} rejected:" in caplog.text
     stored = articles(store)
-    assert set(stored) == {f"wp:{i}" for i in (108, 109, 110, 111, 112)}
+    assert set(stored) == {f"wp:{i}" for i in (103, 105, 106, 108, 109, 110, 111, 112)}
+    assert stored["wp:103"].title == "Breaking news"
+    assert "onerror" not in stored["wp:105"].content_html and "<p>Hi</p>" in stored["wp:105"].content_html
+    assert "javascript" not in stored["wp:106"].content_html and "this" in stored["wp:106"].content_html
     assert "<script" not in stored["wp:108"].content_html and "<p>Body</p>" in stored["wp:108"].content_html
+    # the log says once what was removed
+    assert "article=wp:105 cleaned on the way in: content_html: removed <img onerror>" in caplog.text
+    assert "article=wp:103 cleaned on the way in: title: removed control characters" in caplog.text
     # and `syndicate status` shows why a post never arrived
-    report = article_status(store, "wp:105")
-    assert report["article"] is None and "hostile HTML" in report["rejections"][0]["reason"]
+    report = article_status(store, "wp:104")
+    assert report["article"] is None and "the limit is 2,000,000" in report["rejections"][0]["reason"]
 
-    # when the posts are read again (the overlap) nothing is recorded twice
-    poll(config, store, redis_client)
-    assert len(rejections(store)) == 7
+    # when the posts are read again (the overlap) nothing is recorded or logged twice
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        poll(config, store, redis_client)
+    assert len(rejections(store)) == 4 and "cleaned on the way in" not in caplog.text
 
     # and a fixed post goes through when it is saved again
-    wordpress.posts[105].pop("_raw")
-    wordpress.edit(105, content="<p>Fixed</p>")
+    wordpress.posts[104].pop("_raw")
+    wordpress.edit(104, content="<p>Fixed</p>")
     poll(config, store, redis_client)
-    assert events(store, "wp:105") == [("wp:105", "article.published")]
+    assert events(store, "wp:104") == [("wp:104", "article.published")]
 
 
 @pytest.mark.parametrize("mode", ["500", "invalid_json", "timeout", "401"])
