@@ -161,7 +161,9 @@ def plain_text(fragment: str, *, blocks: bool = False) -> str:
     """
     if not fragment:
         return ""
-    fragment = xml_text(fragment)
+    # Whitespace controls (vertical tab, NEL...) separate words: fold them before the
+    # characters XML cannot carry are dropped.
+    fragment = xml_text(_WS_RE.sub(" ", fragment))
     if "<" in fragment or "&" in fragment:
         if blocks:
             fragment = fragment.replace("<", " <")
@@ -189,7 +191,7 @@ def text_field(text: str) -> str:
     """Text that already is text (a stored title, an author's name): unsafe characters
     removed and whitespace folded. Entities are NOT decoded and `<` stays `<`: decoding
     happened once, where the text came in."""
-    return _WS_RE.sub(" ", xml_text(text)).strip()
+    return _WS_RE.sub(" ", xml_text(_WS_RE.sub(" ", text))).strip()
 
 
 def cut_text(text: str, limit: int) -> str:

@@ -30,7 +30,10 @@ def _read_input(name: str) -> str:
             raw = handle.read(MAX_INGEST_BYTES + 1)
     if len(raw) > MAX_INGEST_BYTES:
         raise ValueError(f"larger than {MAX_INGEST_BYTES:,} bytes")
-    return raw.decode("utf-8-sig")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 @main.command()

@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from config.settings import LANGUAGE_TAG_RE
-from worker.sanitize import excerpt, plain_text, sanitize_html, xml_text
+from worker.sanitize import excerpt, plain_text, sanitize_html, text_field, xml_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +167,14 @@ def _image(raw: dict | None) -> Image | None:
     if not raw or not isinstance(raw.get("url"), str) or not raw["url"].startswith(("http://", "https://")):
         return None
     url = web_uri(raw["url"])
-    return Image(url, image_type(url), plain_text(raw.get("alt") or ""), _positive(raw.get("width")),
+    return Image(url, image_type(url), text_field(raw.get("alt") or ""), _positive(raw.get("width")),
                  _positive(raw.get("height")))
 
 
 def _unique_texts(values) -> tuple[str, ...]:
     out: list[str] = []
     for value in values:
-        text = plain_text(value or "") if isinstance(value, str) else ""
+        text = text_field(value or "") if isinstance(value, str) else ""
         if text and text not in out:
             out.append(text)
     return tuple(out)
@@ -184,11 +184,13 @@ def _unique_texts(values) -> tuple[str, ...]:
 
 def prepare_uncached(item: FeedItem, authority: str, iframe_hosts: tuple[str, ...]) -> Entry:
     body = sanitize_html(item.content_html, item.url, iframe_hosts)
-    summary = plain_text(item.summary)
+    # Stored text fields are text (decoded once on the way in): a title whose text is
+    # "<b>" keeps it; the feed writer escapes it.
+    summary = text_field(item.summary)
     return Entry(
         id=entry_id(authority, item.id, item.published_at),
         link=web_uri(item.url),
-        title=plain_text(item.title) or item.url,
+        title=text_field(item.title) or item.url,
         description=summary or excerpt(plain_text(body, blocks=True)),
         content_html=body,
         authors=_unique_texts(item.authors),

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from lxml import etree
 
 from worker.feeds.items import FeedItem, language_tag, rfc3339, web_uri
-from worker.sanitize import plain_text, xml_text
+from worker.sanitize import text_field, xml_text
 
 SITEMAP_FILE = "news-sitemap.xml"
 WINDOW = timedelta(hours=48)
@@ -53,7 +53,7 @@ def render_news_sitemap(items: list[FeedItem], publication: str, site_language: 
         etree.SubElement(pub, _N["name"]).text = name
         etree.SubElement(pub, _N["language"]).text = news_language(item.language, site_language)
         etree.SubElement(news, _N["publication_date"]).text = rfc3339(item.published_at)
-        etree.SubElement(news, _N["title"]).text = plain_text(item.title) or loc
+        etree.SubElement(news, _N["title"]).text = text_field(item.title) or loc
         if len(seen) >= MAX_URLS:
             break
     return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
