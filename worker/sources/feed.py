@@ -23,6 +23,7 @@ import feedparser
 import requests
 
 from config import SourceConfig
+from worker.sanitize import executable_markup
 from worker.sources.base import (
     Batch,
     InputProblem,
@@ -148,15 +149,17 @@ class FeedSource(Source):
         terms = [t.get("term") for t in entry.get("tags") or [] if isinstance(t.get("term"), str) and t.get("term")]
         authors = [a.get("name") for a in entry.get("authors") or [] if isinstance(a.get("name"), str)
                    and a.get("name")] or ([entry["author"]] if isinstance(entry.get("author"), str) else [])
+        # Names and categories are read as HTML text, as before: a `<` in a category is
+        # far more often a tag than a name.
         data = {
             "id": article_id,
             "url": entry.get("link") or "",
             "title": title,
             "summary": _html_text(raw_summary, entry.get("summary_detail")) if raw_summary else "",
             "content_html": body,
-            "authors": [as_html_text(a) for a in authors],
-            "section": as_html_text(terms[0]) if terms else None,
-            "tags": [as_html_text(t) for t in terms[1:]],
+            "authors": authors,
+            "section": terms[0] if terms else None,
+            "tags": terms[1:],
             "image": _image(entry),
             "language": language,
             "published_at": published,
@@ -166,9 +169,14 @@ class FeedSource(Source):
 
 
 def _html_text(value: Any, detail: Any) -> str:
+    """A feed's text in the form the article schema reads (HTML text). feedparser calls a
+    title plain text unless it holds tags it knows; one holding markup that could run code
+    (`<script>`) is read as HTML all the same, as readers would render it."""
     value = value if isinstance(value, str) else ""
     kind = detail.get("type") if isinstance(detail, dict) else None
-    return value if "html" in (kind or "text/html") else as_html_text(value)
+    if "html" in (kind or "text/html") or executable_markup(value):
+        return value
+    return as_html_text(value)
 
 
 def _entry_key(entry: Any) -> str | None:
