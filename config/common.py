@@ -44,6 +44,8 @@ def parse_duration(value: Any) -> float:
 
 
 def human_duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0s"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"

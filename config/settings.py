@@ -51,7 +51,7 @@ from config.common import (  # noqa: F401 - re-exported
     validate_timeout,
 )
 
-from config.channels import ChannelConfig  # noqa: E402
+from config.channels import CHANNEL_TYPES, ChannelConfig  # noqa: E402
 
 DEFAULT_CONFIG_PATH = "config/syndication.toml"
 
@@ -326,6 +326,8 @@ def _where(raw: dict, loc: tuple) -> str:
         label = f"[{head}]"
     # Literal/union validators add their own segments (e.g. 'literal[...]'); keep only keys and indexes.
     keys = []
+    if head == "channels" and rest and rest[0] in CHANNEL_TYPES:
+        rest.pop(0)  # the discriminated union's tag (the channel's type), not a key
     for part in rest:
         if isinstance(part, int):
             keys.append(f"[{part}]")

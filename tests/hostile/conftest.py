@@ -25,6 +25,7 @@ def hostile_config(tmp_path) -> Path:
         tmp_path / "syndication.toml",
         partners=[{"name": "acme", "url": "http://127.0.0.1:9/hooks", "secret": new_secret(), "allow_private": True}],
         feeds=[{"name": "all", "title": "All stories", "limit": 1000}],
+        extra=f'[[sources]]\nname = "drop"\ntype = "directory"\npath = "{tmp_path / "incoming"}"\n',
     )
 
 

@@ -101,7 +101,7 @@ def status(article_id: str, as_json: bool) -> None:
 
     report = article_status(runtime.store(), article_id)
     if report is None:
-        err_console.print(f"no article {printable(article_id)!r} in the store", markup=False)
+        err_console.print(f"no article '{printable(article_id)}' in the store", markup=False)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -31,7 +31,7 @@ def poll(name: str | None, as_json: bool) -> None:
         err_console.print("no [[sources]] in the configuration", markup=False)
         sys.exit(2)
     if name is not None and config.source(name) is None:
-        err_console.print(f"no source named {printable(name)!r}; configured: "
+        err_console.print(f"no source named '{printable(name)}'; configured: "
                           f"{', '.join(s.name for s in config.sources)}", markup=False)
         sys.exit(2)
     store = _ready_store()
@@ -73,7 +73,7 @@ def rejected(source_name: str | None, limit: int, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        console.print("no rejections" + (f" for source {printable(source_name)!r}" if source_name else ""),
+        console.print("no rejections" + (f" for source '{printable(source_name)}'" if source_name else ""),
                       markup=False)
         return
     table = Table("when", "source", "upstream id", "article id", "reason", "where", show_lines=False)
