@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, Protocol
 
 from config import SourceConfig
+from worker.article_input import load_json
 from worker.articles import MAX_CONTENT_CHARS, Article, ArticleInputError, parse_article
 from worker.sanitize import plain_text, printable
 
@@ -173,6 +174,37 @@ def unexpected(exc: Exception, what: str, log) -> str:
     log.error("%s could not be converted: %s: %s", printable(what), type(exc).__name__, printable(exc),
               exc_info=exc)
     return f"could not be converted ({type(exc).__name__}: {printable(exc, 200)})"
+
+
+class Unreadable:
+    """An item of a JSON list that could not be parsed on its own; its id read from its text
+    (`{"id": 123, ...`, as WordPress writes posts), for the rejection."""
+
+    def __init__(self, text: str, reason: str):
+        m = re.match(r'\s*\{\s*"id"\s*:\s*(\d{1,20})\s*[,}]', text)
+        self.post_id = m.group(1) if m else None
+        self.reason = reason
+
+
+def json_items(content: bytes | str):
+    """An upstream JSON answer. One that is JSON but cannot be parsed whole (one item nested
+    too deeply for the parser) is read item by item: the unreadable items become
+    `Unreadable`, to be rejected, and the others go on. ValueError when it is not JSON."""
+    try:
+        return load_json(content)
+    except ValueError as exc:
+        whole = exc
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    pieces = split_json_array(text)
+    if pieces is None or str(whole).startswith("not valid JSON"):
+        raise whole
+    items: list = []
+    for piece in pieces:
+        try:
+            items.append(load_json(piece))
+        except ValueError as exc:
+            items.append(Unreadable(piece, str(exc)))
+    return items
 
 
 _JSON_TOKEN_RE = re.compile(r'["\\\[\]{},]')

@@ -35,7 +35,6 @@ from typing import Any, Iterator
 import requests
 
 from config import SourceConfig
-from worker.article_input import load_json
 from worker.sources.base import (
     Batch,
     InputProblem,
@@ -45,9 +44,10 @@ from worker.sources.base import (
     SourceError,
     bounded_body,
     build_article,
+    Unreadable,
     html_to_text,
+    json_items,
     parse_utc,
-    split_json_array,
     unexpected,
 )
 
@@ -183,7 +183,7 @@ class WordPressSource(Source):
     def _batch(self, posts: list, seen: set) -> Batch:
         batch = Batch()
         for post in posts:
-            if isinstance(post, _Unreadable):
+            if isinstance(post, Unreadable):
                 batch.rejections.append(Rejection(post.post_id, f"the post cannot be read: {post.reason}",
                                                   where=self._where(post.post_id),
                                                   article_id=self.article_id(post.post_id) if post.post_id else None))
@@ -285,24 +285,11 @@ class WordPressSource(Source):
         return posts, int(total_pages) if total_pages and total_pages.isdigit() else None
 
     def _posts_json(self, url: str, resp: requests.Response) -> Any:
-        """The page's posts. A page that is JSON but cannot be parsed whole (one post nested
-        too deeply for the parser) is read post by post: the unreadable ones become
-        `_Unreadable` items, rejected by `_batch`, and the others go on."""
         try:
-            return load_json(resp.content)
+            return json_items(resp.content)
         except ValueError as exc:
-            whole = exc
-        pieces = split_json_array(resp.content.decode("utf-8", "replace"))
-        if pieces is None or whole.args[0].startswith("not valid JSON"):
-            raise SourceError(f"GET {url}: the response is not valid JSON ({_short(whole)}; "
+            raise SourceError(f"GET {url}: the response is not valid JSON ({_short(exc)}; "
                               f"content-type {resp.headers.get('content-type', '?')})") from None
-        posts: list = []
-        for piece in pieces:
-            try:
-                posts.append(load_json(piece))
-            except ValueError as exc:
-                posts.append(_Unreadable(piece, str(exc)))
-        return posts
 
     def _http_error(self, url: str, resp: requests.Response) -> SourceError:
         code = _error_code(resp)
@@ -369,17 +356,6 @@ class WordPressSource(Source):
             "updated_at": max(modified, published),
         }
         return build_article(data, self._where(upstream))
-
-
-class _Unreadable:
-    """A post in a page that could not be parsed on its own; its id read from its text."""
-
-    def __init__(self, text: str, reason: str):
-        import re
-
-        m = re.match(r'\s*\{\s*"id"\s*:\s*(\d{1,20})\s*[,}]', text)
-        self.post_id = m.group(1) if m else None
-        self.reason = reason
 
 
 def _modified(post: Any) -> datetime | None:
