@@ -78,7 +78,7 @@ def test_every_text_field_is_plain_text_without_unsafe_characters():
         section="<b>World</b>", tags=["a\x0bb", "", "a\x0bb"],
         image={"url": "https://img.example/a.jpg", "alt": "<script>x</script>Alt\x01"}), "a")
     assert article.title == "Why <b> tags matter"  # the escaped tag is text: decoded once, kept
-    assert article.summary == "One" and article.section == "World" and article.tags == ["ab"]
+    assert article.summary == "One" and article.section == "World" and article.tags == ["a b"]  # VT is a space
     assert article.authors == ["Jo Reporter", "Sam"] and article.image.alt == "Alt"
     assert "title: removed <script>" in article.cleaning_notes
     assert "authors: removed <img onerror>" in article.cleaning_notes
