@@ -1,31 +1,42 @@
-"""Partner delivery tasks. They take only delivery ids; the rows say what to send."""
+"""Delivery tasks (queue `deliver`), for every destination kind. They take only delivery
+ids; the rows say what to send and where."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
 
+from config.tunables import tunables
 from worker import runtime
-from worker.celery_app import MAX_BROKER_COUNTDOWN, app
-from worker.delivery import PartnerDeliverer
+from worker.celery import app
+from worker.delivery import DeliveryEngine
 from worker.store import utcnow
 
-_deliverer: PartnerDeliverer | None = None
+_engine: DeliveryEngine | None = None
 
 
-def deliverer() -> PartnerDeliverer:
-    # One per process, so connection pools, threads and signers are reused across tasks.
-    global _deliverer
-    if _deliverer is None:
-        _deliverer = PartnerDeliverer(runtime.store(), runtime.config(), redis_client=runtime.redis_client(),
-                                      schedule=schedule_later)
-    return _deliverer
+def engine() -> DeliveryEngine:
+    # One per process, so connection pools, threads, sessions and signers are reused across tasks.
+    global _engine
+    if _engine is None:
+        _engine = DeliveryEngine(runtime.store(), runtime.config(), redis_client=runtime.redis_client(),
+                                 schedule=schedule_later)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the engine (the configuration was reloaded)."""
+    global _engine
+    old, _engine = _engine, None
+    if old is not None:
+        old.close()
 
 
 @app.task(name="tasks.deliver.deliver_batch")
 def deliver_batch(delivery_ids: list[int]) -> dict:
-    result = deliverer().run(delivery_ids)
-    return {"claimed": result.claimed, "sent": result.sent, "held": result.held, "superseded": result.superseded}
+    result = engine().run(delivery_ids)
+    return {"claimed": result.claimed, "sent": result.sent, "held": result.held, "superseded": result.superseded,
+            "poisoned": result.poisoned}
 
 
 def schedule_later(later: list[tuple[int, datetime]]) -> None:
@@ -34,10 +45,11 @@ def schedule_later(later: list[tuple[int, datetime]]) -> None:
     ETA message outlives the broker's visibility timeout. Rows due at about the same
     time share one task."""
     now = utcnow()
+    cutoff = tunables().max_broker_countdown
     buckets: dict[int, list[int]] = {}
     for delivery_id, when in later:
         delay = (when - now).total_seconds()
-        if delay > MAX_BROKER_COUNTDOWN:
+        if delay > cutoff:
             continue
         # Round up: a task that arrives before the row is due would find nothing to claim.
         buckets.setdefault(max(0, math.ceil(delay)), []).append(delivery_id)

@@ -3,7 +3,7 @@
 import logging
 
 from worker import runtime
-from worker.celery_app import MAX_BROKER_COUNTDOWN, app
+from worker.celery import MAX_BROKER_COUNTDOWN, app
 from worker.feeds import build_news_sitemap, rebuild
 from worker.feeds.coalesce import (
     SITEMAP_TARGET,

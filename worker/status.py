@@ -5,7 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from worker.articles import iso
-from worker.store import ArticleRow, DeliveryRow, RejectionRow, Store
+from worker.store import ArticleRow, DeliveryRow, EventRow, RejectionRow, Store
+
+
+def post_link(remote: dict | None) -> str | None:
+    """The public link of a channel post (None for partners, or a post not made yet)."""
+    if not remote or remote.get("deleted"):
+        return None
+    return remote.get("url")
 
 
 def article_status(store: Store, article_id: str) -> dict | None:
@@ -17,6 +24,9 @@ def article_status(store: Store, article_id: str) -> dict | None:
             return None
         deliveries = s.scalars(select(DeliveryRow).where(DeliveryRow.article_id == article_id)
                                .order_by(DeliveryRow.id)).all()
+        notes = [{"event": e.type, "version": e.version, "notes": e.notes} for e in s.scalars(
+            select(EventRow).where(EventRow.article_id == article_id, EventRow.notes.is_not(None))
+            .order_by(EventRow.id))]
         return {
             "article": None if art is None else {
                 "id": art.id, "title": art.title, "url": art.url, "status": art.status, "version": art.version,
@@ -28,10 +38,13 @@ def article_status(store: Store, article_id: str) -> dict | None:
                     "version": d.version, "message_id": d.message_id, "status": d.status, "attempts": d.attempts,
                     "last_status_code": d.last_status_code, "last_error": d.last_error,
                     "next_attempt_at": iso(d.next_attempt_at), "delivered_at": iso(d.delivered_at),
-                    "remote_id": d.remote_id, "created_at": iso(d.created_at), "updated_at": iso(d.updated_at),
+                    "remote_id": d.remote_id, "post_url": post_link(d.remote),
+                    "deleted": bool(d.remote and d.remote.get("deleted")),
+                    "created_at": iso(d.created_at), "updated_at": iso(d.updated_at),
                 }
                 for d in deliveries
             ],
+            "cleaning": notes,
             "rejections": [
                 {"source": r.source, "upstream_id": r.upstream_id, "where": r.where, "reason": r.reason,
                  "created_at": iso(r.created_at)}

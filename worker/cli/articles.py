@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from worker import runtime
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console
+from worker.cli.common import _load_config_or_exit, _print_table, _ready_store, cell, console, err_console
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
@@ -68,13 +69,16 @@ def status(article_id: str, as_json: bool) -> None:
     if art is None:
         console.print(f"{article_id}  (never stored)", markup=False)
     else:
-        console.print(f"{art['id']}  [bold]{art['title']}[/]")
+        console.print(Text.assemble(art["id"] + "  ", (art["title"], "bold")))
         console.print(f"  status {art['status']}  version {art['version']}  published {art['published_at']}  "
                       f"updated {art['updated_at']}", markup=False)
-    table = Table("destination", "event", "version", "status", "attempts", "last error", "when")
+    table = Table("destination", "event", "version", "status", "attempts", "post / last error", "when")
     for d in report["deliveries"]:
-        table.add_row(f"{d['kind']}:{d['destination']}", d["event"], d["version"][:8], d["status"],
-                      str(d["attempts"]), (d["last_error"] or "")[:80], d["updated_at"])
-    console.print(table)
+        detail = d["post_url"] or ("post deleted" if d["deleted"] else "") or (d["last_error"] or "")
+        table.add_row(cell(f"{d['kind']}:{d['destination']}"), d["event"], d["version"][:8], d["status"],
+                      str(d["attempts"]), cell(detail[:100]), d["updated_at"])
+    _print_table(table)
+    for c in report.get("cleaning", []):
+        console.print(f"  cleaned ({c['event']}): " + "; ".join(map(str, c["notes"] or [])), markup=False)
     for r in report.get("rejections", []):
         console.print(f"  rejected {r['created_at']}: {r['reason']}", markup=False)

@@ -29,7 +29,7 @@ _QUEUE_HELP = "Queues to consume (comma-separated)."
 @click.option("--pool", default=None, help="Celery pool (prefork, threads, solo).")
 def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """The main job on one machine: migrate, then a worker on every queue with beat embedded."""
-    from worker.celery_app import QUEUES, app
+    from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
     _ready_store()
@@ -44,7 +44,7 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
 @click.option("--pool", default=None)
 def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """A worker without the beat schedule (run `syndicate beat` once, elsewhere)."""
-    from worker.celery_app import QUEUES, app
+    from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
     app.worker_main(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
@@ -54,7 +54,7 @@ def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str
 @click.option("--loglevel", default="INFO")
 def beat(loglevel: str) -> None:
     """The periodic scheduler alone (exactly one per deployment)."""
-    from worker.celery_app import app
+    from worker.celery import app
 
     Path("var").mkdir(exist_ok=True)
     app.start(argv=["beat", "--loglevel", loglevel])

@@ -140,9 +140,10 @@ class HttpClient:
 
     def request(self, method: str, url: str, *, timeout: float, allow_private: bool = False,
                 headers: dict[str, str] | None = None, body: bytes | None = None, json_body=None,
-                form: dict | None = None, max_body: int = RESPONSE_BODY_KEEP) -> Response:
+                form: dict | None = None, max_body: int = RESPONSE_BODY_KEEP, cut: bool = False) -> Response:
         """One request; raises RequestFailed when no answer came. `json_body` and `form`
-        set the body and its content type."""
+        set the body and its content type. An answer longer than `max_body` is an error
+        (`too_large`), or with `cut`, kept only up to `max_body` bytes."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestFailed("bad_url", f"not an absolute http(s) URL: {url[:200]!r}")
@@ -163,7 +164,13 @@ class HttpClient:
             resp = conn.getresponse()
             content = resp.read(max_body + 1)
             too_large = len(content) > max_body
-            reusable = not too_large and not resp.read(64 * 1024) and not resp.will_close
+            if too_large and cut:
+                content, too_large = content[:max_body], False
+                # Drain a little so the connection can be reused; past that, close it rather
+                # than read a huge answer nobody keeps.
+                reusable = not resp.read(64 * 1024) and not resp.will_close
+            else:
+                reusable = not too_large and not resp.read(64 * 1024) and not resp.will_close
             status, resp_headers = resp.status, resp.headers
             if reusable:
                 pool.put(conn)

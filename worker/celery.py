@@ -7,27 +7,25 @@ carries work, and the periodic sweep re-enqueues anything the broker lost.
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 from kombu import Exchange, Queue
 
 from config import Environment
+from config.tunables import tunables
 
 # One visibility timeout everywhere Celery reads it. A task not acked within it is
 # redelivered; no task of ours runs that long, and long retry delays are kept in the
 # store rather than as ETA messages (which Redis would redeliver again and again).
-VISIBILITY_TIMEOUT = int(os.environ.get("SYNDICATE_VISIBILITY_TIMEOUT", "3600"))
-# Countdowns longer than this are not given to the broker: the sweep enqueues them.
-MAX_BROKER_COUNTDOWN = min(300, VISIBILITY_TIMEOUT // 4)
-SWEEP_INTERVAL = float(os.environ.get("SYNDICATE_SWEEP_INTERVAL", "5"))
+VISIBILITY_TIMEOUT = tunables().visibility_timeout
+MAX_BROKER_COUNTDOWN = tunables().max_broker_countdown
+SWEEP_INTERVAL = tunables().sweep_interval
 
 QUEUES = ("watch", "feeds", "deliver", "maintenance")
 
 
 def make_app() -> Celery:
     env = Environment.from_env()
-    app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance", "tasks.watch"])
+    app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance", "tasks.watch", "tasks.republish"])
     transport_options = {
         "visibility_timeout": VISIBILITY_TIMEOUT,
         # Redis as broker: don't let a dead socket hang a worker forever.
@@ -52,7 +50,7 @@ def make_app() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # Soft shutdown: on SIGTERM give running tasks time to finish before cold shutdown.
-        worker_soft_shutdown_timeout=float(os.environ.get("SYNDICATE_SOFT_SHUTDOWN", "10")),
+        worker_soft_shutdown_timeout=tunables().soft_shutdown,
         worker_enable_soft_shutdown_on_idle=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -66,12 +64,13 @@ def make_app() -> Celery:
             "tasks.deliver.*": {"queue": "deliver"},
             "tasks.maintenance.*": {"queue": "maintenance"},
             "tasks.watch.*": {"queue": "watch"},
+            "tasks.republish": {"queue": "maintenance"},
         },
         beat_schedule={
             "sweep-due-deliveries": {"task": "tasks.maintenance.sweep", "schedule": SWEEP_INTERVAL},
             "poll-due-sources": {"task": "tasks.watch.poll_due", "schedule": SWEEP_INTERVAL},
         },
-        beat_schedule_filename=os.environ.get("SYNDICATE_BEAT_SCHEDULE", "var/celerybeat-schedule"),
+        beat_schedule_filename=tunables().beat_schedule_file,
         timezone="UTC",
         enable_utc=True,
     )

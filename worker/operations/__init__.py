@@ -1,0 +1,1 @@
+"""What operator commands and tasks both call: replay, republish, destinations, health."""
