@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -60,6 +61,9 @@ class MastodonServer(StandIn):
                  characters_reserved_per_url: int = 23, domain: str = "social.example",
                  username: str = "lnn", idempotency_window: float = 3600.0):
         super().__init__()
+        # Stop within 50 ms instead of the default half-second poll (many short tests).
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.token, self.max_characters = token, max_characters
         self.url_weight, self.domain, self.username = characters_reserved_per_url, domain, username
         self.idempotency_window = idempotency_window
