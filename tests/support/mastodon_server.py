@@ -32,12 +32,14 @@ from twitter_text import extract_urls_with_indices
 
 from tests.support.http import Refuse, Reply, Request, StandIn
 
+ACCOUNT_ID = "109000000000000001"
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 INSTANCE = "GET /api/v2/instance"
 POST = "POST /api/v1/statuses"
 EDIT = "PUT /api/v1/statuses/{id}"
 DELETE = "DELETE /api/v1/statuses/{id}"
 _MENTION = re.compile(r"(?<![=/\w])@(\w+)(?:@[\w.-]+\w)", re.UNICODE)
+_HASHTAG = re.compile(r"(?<![=/)\w])#(\w*[^\W\d]\w*)")
 _LANGUAGE = re.compile(r"^([a-z]{2,3})(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
@@ -81,6 +83,8 @@ class MastodonServer(StandIn):
         self.route("PUT", "/api/v1/statuses/{id}", self.edit)
         self.route("DELETE", "/api/v1/statuses/{id}", self.destroy)
         self.route("GET", "/api/v1/statuses/{id}/history", self.history)
+        self.route("GET", "/api/v1/accounts/verify_credentials", self.verify_credentials)
+        self.route("GET", "/api/v1/accounts/{id}/statuses", self.account_statuses)
 
     # -- planned conditions ----------------------------------------------------------
 
@@ -196,11 +200,49 @@ class MastodonServer(StandIn):
             return Reply(200, [{"content": self._content(e["text"]), "created_at": iso(e["created_at"])}
                                for e in edits])
 
+    def verify_credentials(self, req: Request) -> Reply:
+        return Reply(200, self._account())
+
+    def account_statuses(self, req: Request) -> Reply:
+        if req.params["id"] != ACCOUNT_ID:
+            return Reply(200, [])
+        limit = min(int(req.arg("limit") or 20), 40)
+        max_id = req.arg("max_id")
+        with self._lock:
+            # Newest first, older than max_id when given (ids grow with time, as snowflakes do).
+            ids = sorted((i for i in self.statuses if not max_id or int(i) < int(max_id)), key=int, reverse=True)
+            return Reply(200, [self._render(self.statuses[i]) for i in ids[:limit]])
+
     # -- rendering ---------------------------------------------------------------------
 
-    @staticmethod
-    def _content(text: str) -> str:
-        return "<p>" + html.escape(text).replace("\n", "<br />") + "</p>"
+    def _content(self, text: str) -> str:
+        """The status HTML as Mastodon renders it: paragraphs, line breaks, links with the
+        scheme and the tail of the URL in invisible spans, hashtags as links."""
+        return "".join(f"<p>{self._paragraph(p)}</p>" for p in re.split(r"\n{2,}", text))
+
+    def _paragraph(self, text: str) -> str:
+        out, last = [], 0
+        for found in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+            start, end = found["indices"]
+            out.append(self._words(text[last:start]))
+            url = text[start:end]
+            scheme, _, rest = url.partition("://")
+            out.append(f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener noreferrer" '
+                       f'translate="no"><span class="invisible">{scheme}://</span>'
+                       f'<span class="ellipsis">{html.escape(rest[:30])}</span>'
+                       f'<span class="invisible">{html.escape(rest[30:])}</span></a>')
+            last = end
+        out.append(self._words(text[last:]))
+        return "".join(out)
+
+    def _words(self, text: str) -> str:
+        escaped = html.escape(text, quote=False).replace("\n", "<br />")
+        return _HASHTAG.sub(lambda m: f'<a href="https://{self.domain}/tags/{m.group(1).lower()}" '
+                                      f'class="mention hashtag" rel="tag">#<span>{m.group(1)}</span></a>', escaped)
+
+    def _account(self) -> dict:
+        return {"id": ACCOUNT_ID, "username": self.username, "acct": self.username,
+                "url": f"https://{self.domain}/@{self.username}"}
 
     def _render(self, status: dict) -> dict:
         return {
@@ -212,12 +254,20 @@ class MastodonServer(StandIn):
             "uri": f"https://{self.domain}/users/{self.username}/statuses/{status['id']}",
             "url": f"https://{self.domain}/@{self.username}/{status['id']}",
             "content": self._content(status["text"]),
-            "account": {"id": "109000000000000001", "username": self.username, "acct": self.username,
-                        "url": f"https://{self.domain}/@{self.username}"},
+            "account": self._account(),
             "media_attachments": [], "mentions": [], "tags": [],
         }
 
     # -- for assertions ----------------------------------------------------------------
+
+    def add_status(self, text: str, visibility: str = "public") -> str:
+        """A status the account made some other way (by hand, another app)."""
+        with self._lock:
+            status_id = str(next(self._ids))
+            self.statuses[status_id] = {"id": status_id, "text": text, "language": None, "visibility": visibility,
+                                        "created_at": datetime.now(timezone.utc), "edited_at": None,
+                                        "idempotency_key": None, "edits": []}
+            return status_id
 
     def texts(self) -> list[str]:
         with self._lock:

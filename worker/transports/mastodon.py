@@ -19,14 +19,16 @@ deleted when it is withdrawn.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import math
+import re
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -44,6 +46,11 @@ LIMITS_TTL = 6 * 3600.0
 LIMITS_RETRY = 300.0
 REDIS_KEY = "syndicate:mastodon:instance:"
 INSTANCE_MAX_BYTES = 256 * 1024
+# A late retry looks back through at most this many pages of 40 of the account's statuses.
+LOOKUP_PAGES = 5
+CLOCK_SLACK = timedelta(seconds=60)
+_BREAK_RE = re.compile(r"<br\s*/?>|</p>", re.I)
+_TAG_RE = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ def mastodon_tag(tag: str) -> str:
 
 class MastodonTransport(Transport):
     type = "mastodon"
+    #: seconds an Idempotency-Key is trusted (Mastodon keeps one an hour); a retry later
+    #: than this first looks for the status among the account's recent ones
+    idempotency_window = 3000.0
 
     def __init__(self, redis_client=None, http=None):
         super().__init__(redis_client=redis_client, http=http)
@@ -166,6 +176,18 @@ class MastodonTransport(Transport):
 
     def send(self, dest, post: Post) -> Outcome:
         prepared = post.prepared or {}
+        since = post.remote.get("posting_since")
+        if since is None:
+            # Saved before the first request: a later attempt knows one may have been made.
+            post.save(posting_since=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        elif _age(since) > self.idempotency_window:
+            # The instance may have forgotten the key by now: look for the status first.
+            found = self._find_posted(dest, since, prepared["status"])
+            if isinstance(found, Outcome):
+                return found
+            if found is not None:
+                return Outcome(status_code=200, body=_short(found), remote_id=str(found["id"]),
+                               remote=_remote(found, prepared["status"]))
         body = {"status": prepared["status"], "visibility": dest.visibility}
         if prepared.get("language"):
             body["language"] = prepared["language"]
@@ -182,6 +204,37 @@ class MastodonTransport(Transport):
             return answer(resp, dest)
         return resp.outcome(body=_short(status), remote_id=str(status["id"]),
                             remote=_remote(status, prepared["status"]))
+
+    def _find_posted(self, dest, since: str, text: str) -> dict | Outcome | None:
+        """The account's status with this text made since `since`, None if there is none,
+        or the Outcome of a lookup that failed (retried like any request)."""
+        me = self._call(dest, "GET", "/api/v1/accounts/verify_credentials")
+        if isinstance(me, Outcome):
+            return me
+        account = me.json() if me.ok else None
+        if not me.ok or not isinstance(account, dict) or not account.get("id"):
+            return answer(me, dest) if not me.ok else None
+        wanted, start = _folded(text), _parse_time(since)
+        max_id = None
+        for _ in range(LOOKUP_PAGES):
+            query = "?limit=40&exclude_reblogs=true&exclude_replies=true" + (f"&max_id={max_id}" if max_id else "")
+            page = self._call(dest, "GET", f"/api/v1/accounts/{quote(str(account['id']), safe='')}/statuses{query}")
+            if isinstance(page, Outcome):
+                return page
+            if not page.ok:
+                return answer(page, dest)
+            statuses = [s for s in page.json() or [] if isinstance(s, dict) and s.get("id")]
+            for status in statuses:
+                if _folded(_html_text(status.get("content") or "")) == wanted:
+                    return status
+            made = [_parse_time(s.get("created_at")) for s in statuses]
+            # Newest first: once a page reaches back past `since` (less a minute of clock
+            # difference) there is nothing older to look at.
+            if len(statuses) < 40 or any(t is not None and start is not None and t < start - CLOCK_SLACK
+                                         for t in made):
+                return None
+            max_id = statuses[-1]["id"]
+        return None
 
     def update(self, dest, post: Post) -> Outcome:
         prepared, previous = post.prepared or {}, post.previous or {}
@@ -286,6 +339,29 @@ def _scrubbed(outcome: Outcome, dest) -> Outcome:
         return outcome
     return replace(outcome, body=(outcome.body or "").replace(token, "[token]"),
                    error=outcome.error.replace(token, "[token]") if outcome.error else outcome.error)
+
+
+def _parse_time(value) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _age(since: str) -> float:
+    when = _parse_time(since)
+    return (datetime.now(timezone.utc) - when).total_seconds() if when else float("inf")
+
+
+def _html_text(content: str) -> str:
+    """A status's `content` HTML as its text: links keep their full URL (Mastodon hides
+    parts of it in spans), hashtags their `#`, entities decoded."""
+    return html.unescape(_TAG_RE.sub("", _BREAK_RE.sub(" ", content)))
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _parse_limits(resp: Response) -> InstanceLimits:

@@ -306,6 +306,37 @@ def test_a_lost_answer_then_a_retry_makes_one_status(server, engine):
     assert server.refused() == []
 
 
+def test_a_retry_after_the_key_expired_finds_the_status_instead_of_posting_again(transport):
+    # The instance has forgotten the key (Mastodon keeps one an hour), and the transport
+    # knows the retry is that late: it looks through the account's statuses first.
+    with MastodonServer(TOKEN, idempotency_window=0) as server:
+        transport.idempotency_window = -1
+        engine = Engine(transport, channel(server, template="{title}\n\n{url} {hashtags}"))
+        data = article(title="Syria’s & Russia’s <b>deal</b>", tags=["Middle East", "Syria"])
+        server.lose_answer(POST)
+        assert engine.attempt("msg-1", PUBLISHED, data).error_class == "connection_error"
+        assert engine.rows["msg-1"]["remote"]["posting_since"]
+        [made] = server.statuses
+        for n in range(45):  # the newsroom posted more since, by hand: the lookup pages back
+            server.add_status(f"Live coverage update {n} #Live")
+        outcome = engine.attempt("msg-1", PUBLISHED, data)
+        assert outcome.ok and outcome.remote["id"] == made
+        assert outcome.remote["text_sha256"] == text_hash(server.statuses[made]["text"])
+        assert len(server.seen(POST)) == 1 and len(server.statuses) == 46
+        assert server.refused() == []
+
+
+def test_a_late_retry_posts_when_the_first_request_was_never_carried_out(transport):
+    with MastodonServer(TOKEN, idempotency_window=0) as server:
+        transport.idempotency_window = -1
+        engine = Engine(transport, channel(server))
+        server.reset(POST)
+        assert engine.attempt("msg-1", PUBLISHED, article()).error_class == "connection_error"
+        server.add_status("Something else entirely")
+        assert engine.attempt("msg-1", PUBLISHED, article()).ok
+        assert len(server.statuses) == 2 and len(server.seen(POST, accepted=True)) == 1
+
+
 def test_a_timeout_after_the_status_was_made_then_a_retry_makes_one_status(server, transport):
     engine = Engine(transport, channel(server, timeout=0.3))
     server.slow(POST, 0.8)
