@@ -39,6 +39,11 @@ POST = "POST /api/v1/statuses"
 EDIT = "PUT /api/v1/statuses/{id}"
 DELETE = "DELETE /api/v1/statuses/{id}"
 _MENTION = re.compile(r"(?<![=/\w])@(\w+)(?:@[\w.-]+\w)", re.UNICODE)
+# The scope each route needs (Doorkeeper's `doorkeeper_authorize!` in Mastodon's controllers).
+SCOPES = {POST: "write:statuses", EDIT: "write:statuses", DELETE: "write:statuses",
+          "GET /api/v1/accounts/verify_credentials": "read:accounts",
+          "GET /api/v1/accounts/{id}/statuses": "read:statuses",
+          "GET /api/v1/statuses/{id}": "read:statuses", "GET /api/v1/statuses/{id}/history": "read:statuses"}
 _HASHTAG = re.compile(r"(?<![=/)\w])#(\w*[^\W\d]\w*)")
 _LANGUAGE = re.compile(r"^([a-z]{2,3})(?:[-_][A-Za-z0-9]{2,8})*$")
 
@@ -61,7 +66,8 @@ def iso(when: datetime) -> str:
 class MastodonServer(StandIn):
     def __init__(self, token: str = "mastodon-test-token", *, max_characters: int = 500,
                  characters_reserved_per_url: int = 23, domain: str = "social.example",
-                 username: str = "lnn", idempotency_window: float = 3600.0):
+                 username: str = "lnn", idempotency_window: float = 3600.0,
+                 scopes: tuple[str, ...] = ("write:statuses", "read:accounts", "read:statuses")):
         super().__init__()
         # Stop within 50 ms instead of the default half-second poll (many short tests).
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -69,6 +75,8 @@ class MastodonServer(StandIn):
         self.token, self.max_characters = token, max_characters
         self.url_weight, self.domain, self.username = characters_reserved_per_url, domain, username
         self.idempotency_window = idempotency_window
+        # What the token was granted; "read"/"write" cover every read:*/write:* scope.
+        self.scopes = set(scopes)
         # id → status as this account's statuses are stored: text, language, visibility, edits.
         self.statuses: dict[str, dict] = {}
         self.deleted: dict[str, dict] = {}
@@ -108,6 +116,9 @@ class MastodonServer(StandIn):
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or token != self.token:
             raise Refuse(401, {"error": "The access token is invalid"})
+        needed = SCOPES.get(req.route)
+        if needed and not self.scopes & {needed, needed.split(":")[0]}:
+            raise Refuse(403, {"error": "This action is outside the authorized scopes"})
         if req.method in ("POST", "PUT") and req.body:
             ctype = req.headers.get("content-type", "")
             if ctype.startswith("application/json") and not isinstance(req.json(), dict):

@@ -211,6 +211,8 @@ class MastodonTransport(Transport):
         me = self._call(dest, "GET", "/api/v1/accounts/verify_credentials")
         if isinstance(me, Outcome):
             return me
+        if me.status == 403:
+            return self._cannot_look(dest, me)
         account = me.json() if me.ok else None
         if not me.ok or not isinstance(account, dict) or not account.get("id"):
             return answer(me, dest) if not me.ok else None
@@ -221,6 +223,8 @@ class MastodonTransport(Transport):
             page = self._call(dest, "GET", f"/api/v1/accounts/{quote(str(account['id']), safe='')}/statuses{query}")
             if isinstance(page, Outcome):
                 return page
+            if page.status == 403:
+                return self._cannot_look(dest, page)
             if not page.ok:
                 return answer(page, dest)
             statuses = [s for s in page.json() or [] if isinstance(s, dict) and s.get("id")]
@@ -234,6 +238,13 @@ class MastodonTransport(Transport):
                                          for t in made):
                 return None
             max_id = statuses[-1]["id"]
+        return None
+
+    @staticmethod
+    def _cannot_look(dest, resp: Response) -> None:
+        # A token with only `write:statuses` may not read: post, as without the lookup.
+        log.warning("mastodon channel %s: cannot look for an earlier status (%s); the token needs "
+                    "read:accounts and read:statuses for that", dest.name, _error_text(resp))
         return None
 
     def update(self, dest, post: Post) -> Outcome:

@@ -337,6 +337,17 @@ def test_a_late_retry_posts_when_the_first_request_was_never_carried_out(transpo
         assert len(server.statuses) == 2 and len(server.seen(POST, accepted=True)) == 1
 
 
+def test_a_late_retry_with_a_write_only_token_posts_without_looking(transport):
+    with MastodonServer(TOKEN, idempotency_window=0, scopes=("write:statuses",)) as server:
+        transport.idempotency_window = -1
+        engine = Engine(transport, channel(server))
+        server.reset(POST)
+        engine.attempt("msg-1", PUBLISHED, article())
+        outcome = engine.attempt("msg-1", PUBLISHED, article())
+        assert outcome.ok and len(server.statuses) == 1
+        assert [r.status for r in server.seen("GET /api/v1/accounts/verify_credentials")] == [403]
+
+
 def test_a_timeout_after_the_status_was_made_then_a_retry_makes_one_status(server, transport):
     engine = Engine(transport, channel(server, timeout=0.3))
     server.slow(POST, 0.8)

@@ -45,6 +45,14 @@ def test_a_wrong_or_missing_token_is_refused_like_mastodon(server):
     assert server.statuses == {} and len(server.refused()) == 3
 
 
+def test_a_token_without_the_scope_is_refused():
+    with MastodonServer(TOKEN, scopes=("read",)) as server:
+        resp = post(server)
+        assert resp.status_code == 403 and resp.json() == {"error": "This action is outside the authorized scopes"}
+        me = requests.get(f"{server.url}/api/v1/accounts/verify_credentials", headers=auth(), timeout=5)
+        assert me.status_code == 200 and server.statuses == {}
+
+
 def test_the_instance_endpoint_is_public(server):
     resp = requests.get(f"{server.url}/api/v2/instance", timeout=5)
     assert resp.status_code == 200
