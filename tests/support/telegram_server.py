@@ -38,7 +38,8 @@ _TAGS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "und
          "tg-emoji": "custom_emoji"}
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ENTITY_RE = re.compile(r"&(?:(lt|gt|amp|quot)|#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
-_START_TAG_RE = re.compile(r"<([a-zA-Z][\w-]*)((?:\s+[a-zA-Z][\w-]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?)*)\s*>")
+_ATTR = r"""[a-zA-Z][\w-]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>]+))?"""
+_START_TAG_RE = re.compile(rf"<([a-zA-Z][\w-]*)((?:\s+{_ATTR})*)\s*>")
 _ATTR_RE = re.compile(r"([a-zA-Z][\w-]*)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'>]+)))?")
 
 

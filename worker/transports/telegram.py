@@ -148,6 +148,11 @@ class TelegramTransport(Transport):
         if post.remote.get("sending"):
             return self._unconfirmed(post, f"an earlier attempt (started {post.remote['sending']}) sent the "
                                            "message and never heard back")
+        if post.previous and post.previous.get("sending") and not post.previous.get("id"):
+            # An earlier delivery of this article (say the first publication) is unresolved:
+            # it may have posted, so an update must not post a second copy.
+            return self._unconfirmed(post, f"an earlier delivery of this article (started "
+                                           f"{post.previous['sending']}) may have posted it already")
         # The mark goes on the row before the request: if this process dies while the
         # request is out, the next attempt knows a post may exist.
         post.save(sending=_iso(_now()), digest=prepared.get("digest"))

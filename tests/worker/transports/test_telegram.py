@@ -364,11 +364,30 @@ def test_a_connection_dropped_after_the_request_is_treated_as_lost(server, trans
     assert len(server.seen("sendMessage")) == 1
 
 
+def test_a_timeout_waiting_for_the_answer_is_treated_as_lost(server, transport, outcomes):
+    server.slow("sendMessage", 0.6)  # carried out, answered after the sender gave up
+    delivery = publish(transport, server, outcomes, timeout=0.2)
+    first = delivery.attempt()
+    assert first.error_class == "answer_lost" and "timeout" in first.error
+    assert delivery.attempt().error_class == "answer_lost"
+    server.wait_for(lambda s: len(s.seen("sendMessage")) == 1, what="the slow request to be answered")
+    assert len(server.posts()) == 1
+
+
 def test_a_worker_killed_mid_request_leaves_a_mark_that_stops_a_resend(server, transport, outcomes):
     delivery = publish(transport, server, outcomes)
     delivery.remote = {"sending": "2026-11-26T09:00:01Z"}  # saved, then the process died
     outcome = delivery.attempt()
     assert outcome.error_class == "answer_lost" and "2026-11-26T09:00:01Z" in outcome.error
+    assert server.requests == []
+
+
+def test_an_update_after_an_unresolved_first_post_does_not_post_again(server, transport, outcomes):
+    unresolved = {"sending": "2026-11-26T09:00:01Z", "digest": "1ba5b240b30a1471"}
+    delivery = Delivery(transport, channel(server), UPDATED, dict(PUTIN, title="New"), outcomes,
+                        previous=unresolved)
+    outcome = delivery.attempt()
+    assert outcome.error_class == "answer_lost" and "earlier delivery of this article" in outcome.error
     assert server.requests == []
 
 
