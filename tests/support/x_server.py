@@ -64,7 +64,6 @@ class _Validator(RequestValidator):
     client_key_length = (20, 30)
     access_token_length = (20, 60)
     nonce_length = (16, 64)
-    timestamp_lifetime = 300  # X refuses a timestamp more than 5 minutes off
 
     def __init__(self, standin: "XStandIn"):
         super().__init__()

@@ -135,6 +135,10 @@ class FacebookTransport(Transport):
     # -- posting ------------------------------------------------------------------------
 
     def send(self, dest: FacebookChannel, post: Post) -> Outcome:
+        if post.event_type == UPDATED and post.previous and post.previous.get("duplicate"):
+            # The story is on the page already, under an id we could not learn: no second post.
+            return Outcome.skip("the page's post for this story has an unknown id; it cannot be edited",
+                                remote=dict(post.previous))
         prepared = post.prepared or {}
         message, link = prepared.get("message") or "", prepared.get("link")
         if not message and not link:

@@ -133,6 +133,9 @@ class XTransport(Transport):
     # -- posting ------------------------------------------------------------------------
 
     def send(self, dest: XChannel, post: Post) -> Outcome:
+        if post.event_type == UPDATED and post.previous and post.previous.get("duplicate"):
+            # The story is on X already, under an id we could not learn: no second post.
+            return Outcome.skip("x posts cannot be edited; the original stays up", remote=dict(post.previous))
         text = (post.prepared or {}).get("text") or ""
         if not text:
             return Outcome(error_class="empty_post", error="nothing to post: the template gave no text",

@@ -232,3 +232,10 @@ def test_a_server_error_without_graph_body_is_retried(api, transport):
     # A 5xx keeps the mark: the post may have been made; the retry looks first.
     assert row.remote.get("attempted_at")
     assert row.attempt().ok and len(api.posts) == 1
+
+
+def test_an_unknown_duplicate_is_neither_edited_nor_posted_again(api, transport):
+    dest = channel(api)
+    previous = {"id": None, "url": None, "duplicate": True}
+    outcome = Row(transport, dest, UPDATED, ARTICLES["wp104"], previous=previous).attempt()
+    assert outcome.skipped and "unknown id" in outcome.skipped and api.requests == []
