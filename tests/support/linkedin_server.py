@@ -123,7 +123,8 @@ class LinkedInServer(StandIn):
 
     @staticmethod
     def _bad(message: str, path: str = "") -> Refuse:
-        return Refuse(422, {"status": 422, "message": message, "errorDetailType": "com.linkedin.common.error.BadRequest",
+        return Refuse(422, {"status": 422, "message": message,
+                            "errorDetailType": "com.linkedin.common.error.BadRequest",
                             "errorDetails": {"inputErrors": [{"description": message,
                                                               "input": {"inputPath": {"fieldPath": path}}}]}})
 

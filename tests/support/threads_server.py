@@ -48,7 +48,8 @@ def graph_error(status: int, code: int, message: str, subcode: int | None = None
 
 def media_not_found(media_id: str) -> Refuse:
     return graph_error(400, 24, "The requested resource does not exist", 4279009, is_transient=False,
-                       error_user_title="Media Not Found", error_user_msg=f"The media with id {media_id} cannot be found.")
+                       error_user_title="Media Not Found",
+                       error_user_msg=f"The media with id {media_id} cannot be found.")
 
 
 @dataclass
