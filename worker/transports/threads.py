@@ -140,6 +140,9 @@ class ThreadsTransport(Transport):
                 # Threads may refuse a container it has in fact published (or not finished yet):
                 # its status tells which.
                 status = self._container_status(dest, container)
+                if isinstance(status, Outcome):
+                    # Whether it was published is unknown: the next attempt asks again.
+                    return self._refusal(resp, retryable=True, disable=None)
                 if status == "PUBLISHED":
                     return self._recover(dest, post)
                 if status in ("IN_PROGRESS", "FINISHED"):

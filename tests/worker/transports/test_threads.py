@@ -236,3 +236,17 @@ def test_other_graph_errors_fail_at_once(server, transport):
     server.fail("create", 500, {"error": {"message": "Invalid parameter", "type": "THApiException", "code": 100}})
     row, outcome = publish(transport, dest, wordpress_articles()[0])
     assert outcome.retryable is False and not outcome.disable and "Invalid parameter" in outcome.error
+
+
+def test_a_refused_publish_whose_container_cannot_be_checked_is_retried_not_failed(server, transport):
+    dest = channel(server)
+    data = wordpress_articles()[0]
+    row = Row(article_id=data["id"])
+    prepared = transport.prepare(dest, PUBLISHED, data)
+    server.fail("publish", 500, {"error": {"message": "Application does not have permission for this action",
+                                           "type": "OAuthException", "code": 10}})
+    server.reset("read")
+    outcome = row.attempt(transport, dest, prepared)
+    assert outcome.retryable is True and outcome.disable is None
+    assert row.attempt(transport, dest, prepared).ok
+    assert len(server.media) == 1 and len(server.containers) == 1
