@@ -159,7 +159,7 @@ class Transport(ABC):
             if live is None:
                 return Outcome.skip("no post to delete")
             if not live.get("id"):
-                return Outcome.skip("the post's id is unknown (its answer was lost); delete it by hand",
+                return Outcome.skip("the post has an unknown id (its answer was lost); delete it by hand",
                                     remote=dict(live))
             if not self.follows_deletes:
                 return Outcome.skip(f"{self.type} posts are not deleted")
@@ -168,8 +168,8 @@ class Transport(ABC):
         # posted twice.
         if live is not None:
             if not live.get("id"):
-                return Outcome.skip("an earlier post of this story may exist but its id is unknown (its answer "
-                                    "was lost); not posted again — check the channel", remote=dict(live))
+                return Outcome.skip("an earlier post of this story exists or may exist, with an unknown id "
+                                    "(its answer was lost); not posted again — check the channel", remote=dict(live))
             if not self.follows_edits:
                 return Outcome.skip(f"{self.type} posts cannot be edited; the original stays up",
                                     remote=dict(live))
