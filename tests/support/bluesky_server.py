@@ -183,8 +183,8 @@ class BlueskyServer(StandIn):
             raise _err(401, "AuthenticationRequired", "Authentication Required")
         if body["collection"] != POST:
             raise _err(400, "InvalidRequest", f"Lexicon not found: lex:{body['collection']}")
-        rkey = body.get("rkey")
-        if rkey is not None and (not isinstance(rkey, str) or not TID_RE.match(rkey)):
+        rkey = body.get("rkey", "")
+        if "rkey" in body and (not isinstance(rkey, str) or not TID_RE.match(rkey)):
             raise _err(400, "InvalidRequest", f"Invalid record key for {POST}: {rkey!r} is not a TID")
         return body
 
