@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from pathlib import Path
 
 from config.channels import BlueskyChannel
@@ -85,7 +84,3 @@ def assert_no_secrets(server, outcomes, caplog=None) -> None:
     for text in texts:
         for secret in secrets:
             assert secret not in text, f"a credential leaked into {text[:200]!r}"
-
-
-def log_everything(caplog) -> None:
-    caplog.set_level(logging.DEBUG)

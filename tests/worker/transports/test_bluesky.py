@@ -348,3 +348,17 @@ def test_a_refused_app_password_disables_the_channel_and_is_never_shown(pds, tra
     assert "wxyz-wxyz-wxyz-wxyz" not in repr(outcome)
     assert not any("wxyz-wxyz-wxyz-wxyz" in r.getMessage() for r in caplog.records)
     assert pds.records == {}
+
+
+def test_the_documented_channel_entry_parses():
+    from config import parse_config
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "channels" / "bluesky.md").read_text()
+    entry = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    site = '[site]\ntitle = "LNN"\nurl = "https://lnn.example"\nfeeds_url = "https://lnn.example/feeds"\n'
+    config = parse_config(site + entry, "doc.toml", {"BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop"})
+    (dest,) = config.channels
+    assert dest.type == "bluesky" and dest.handle == "news.example.com"
+    assert dest.api_base == "https://bsky.social" and dest.template == "{title} {hashtags}"
+    assert dest.secrets() == ["abcd-efgh-ijkl-mnop"] and "abcd" not in repr(dest)
