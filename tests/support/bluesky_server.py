@@ -30,6 +30,7 @@ import json
 import re
 import secrets
 import struct
+import threading
 import time
 import zlib
 from datetime import datetime
@@ -66,10 +67,20 @@ def _jwt() -> str:
     return "eyJ0eXAiOiJhdCtqd3QifQ." + secrets.token_urlsafe(24) + "." + secrets.token_urlsafe(16)
 
 
+def _quick(server: StandIn) -> None:
+    """TCP_NODELAY on the answers: the base writes headers and body separately, and Nagle's
+    algorithm holding the body back against the client's delayed ACK costs ~40 ms a request.
+    A shorter shutdown poll: `stop()` otherwise waits up to half a second."""
+    server.httpd.RequestHandlerClass.disable_nagle_algorithm = True
+    server.thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                     daemon=True)
+
+
 class BlueskyServer(StandIn):
     def __init__(self, handle: str = "news.example.com", password: str = "abcd-efgh-ijkl-mnop", *,
                  session_budget: int = 30, session_window: float = 300.0, blob_limit: int = 1_000_000):
         super().__init__()
+        _quick(self)
         self.handle, self.password = handle, password
         self.did = "did:plc:" + secrets.token_hex(12)
         self.session_budget, self.session_window, self.blob_limit = session_budget, session_window, blob_limit
@@ -378,6 +389,7 @@ class ImageServer(StandIn):
 
     def __init__(self):
         super().__init__()
+        _quick(self)
         self.small = png(120, 80)
         self.big = png(640, 560, noise=True)
         assert len(self.big) > 1_000_000
