@@ -124,16 +124,16 @@ class BlueskyTransport(Transport):
     def send(self, dest, post: Post) -> Outcome:
         prepared = post.prepared or {}
         text = prepared.get("text", "")
-        if not text.strip() or bluesky_length(text) > MAX_GRAPHEMES:
+        if bluesky_length(text) > MAX_GRAPHEMES or not (text.strip() or prepared.get("card")):
             return Outcome(error_class="invalid_post", retryable=False,
                            error=f"the post text cannot be made to fit Bluesky's {MAX_GRAPHEMES} graphemes "
                                  f"and {MAX_TEXT_BYTES} bytes (is the URL that long?)" if text.strip()
-                           else "the post text is empty")
+                           else "the post has neither text nor a link")
         retrying = bool(post.remote.get("rkey"))
         if not retrying:
             # Chosen before anything is sent: every attempt writes this same record.
             post.save(rkey=new_tid(), created_at=_iso_now())
-        rkey, created_at = post.remote["rkey"], post.remote.get("created_at") or _iso_now()
+        rkey = post.remote["rkey"]
         try:
             session = self.sessions.current(dest)
             if retrying:
@@ -141,17 +141,7 @@ class BlueskyTransport(Transport):
                 found = self._existing(dest, session, rkey)
                 if found is not None:
                     return found
-            record = {"$type": COLLECTION, "text": text, "createdAt": created_at}
-            if prepared.get("facets"):
-                record["facets"] = prepared["facets"]
-            if prepared.get("langs"):
-                record["langs"] = prepared["langs"]
-            if prepared.get("card"):
-                external = dict(prepared["card"])
-                thumb = self._thumb(dest, session, prepared.get("image_url"))
-                if thumb is not None:
-                    external["thumb"] = thumb
-                record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
+            record = self._record(dest, session, prepared, post.remote.get("created_at") or _iso_now())
             resp, session = self._call(dest, session, "POST", "com.atproto.repo.createRecord", json_body={
                 "repo": session.did, "collection": COLLECTION, "rkey": rkey, "record": record})
             if resp.status == 500:
@@ -167,6 +157,20 @@ class BlueskyTransport(Transport):
                                                             answer.get("cid")))
         except (_Stop, SessionFailed) as stop:
             return stop.outcome
+
+    def _record(self, dest, session: Session, prepared: dict, created_at: str) -> dict:
+        record = {"$type": COLLECTION, "text": prepared.get("text", ""), "createdAt": created_at}
+        if prepared.get("facets"):
+            record["facets"] = prepared["facets"]
+        if prepared.get("langs"):
+            record["langs"] = prepared["langs"]
+        if prepared.get("card"):
+            external = dict(prepared["card"])
+            thumb = self._thumb(dest, session, prepared.get("image_url"))
+            if thumb is not None:
+                external["thumb"] = thumb
+            record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
+        return record
 
     def delete(self, dest, post: Post) -> Outcome:
         previous = post.previous or {}

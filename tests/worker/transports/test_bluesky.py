@@ -317,6 +317,14 @@ def test_a_url_too_long_for_any_post_fails_without_a_request(pds, transport):
     assert pds.requests == []
 
 
+def test_an_empty_text_still_posts_the_link_card(pds, transport):
+    dest = channel(pds, template="{summary}")
+    outcome = Row(transport, dest, article("putin", summary="")).attempt()
+    assert reading(outcome) == "delivered"
+    (record,) = [r["value"] for r in pds.records.values()]
+    assert record["text"] == "" and record["embed"]["external"]["uri"] == article("putin")["url"]
+
+
 # --- rate limits and credentials -------------------------------------------------------
 
 def test_429_honours_ratelimit_reset(pds, transport, dest):
