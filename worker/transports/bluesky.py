@@ -120,6 +120,23 @@ class BlueskyTransport(Transport):
         }
 
     # -- publishing ---------------------------------------------------------------------
+    def deliver(self, dest, post: Post) -> Outcome:
+        # An earlier row whose outcome is unknown (its last answer was lost) leaves a post
+        # without an id. Its record key was chosen up front, so Bluesky can say whether it
+        # exists: resolved, it is edited (skipped) or deleted like any other; absent, the
+        # story was never posted here.
+        previous = post.previous
+        if previous and not previous.get("id") and previous.get("rkey") and not previous.get("deleted"):
+            try:
+                session = self.sessions.current(dest)
+                found = self._existing(dest, session, previous["rkey"])
+            except (_Stop, SessionFailed) as stop:
+                return stop.outcome
+            post.previous = None
+            if found is not None:
+                post.previous = {k: v for k, v in previous.items() if k != "unresolved"} | found.remote
+        return super().deliver(dest, post)
+
 
     def send(self, dest, post: Post) -> Outcome:
         prepared = post.prepared or {}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from config.channels import BlueskyChannel
+from worker.delivery.policy import DELIVERED, FAILED, PENDING, SKIPPED, DeliveryPolicy
 from worker.transports.base import PUBLISHED, Outcome, Post
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bluesky" / "articles.json"
@@ -31,17 +33,12 @@ def channel(server, **values) -> BlueskyChannel:
 
 
 def reading(outcome: Outcome) -> str:
-    """How the engine's policy reads an outcome (the contract in worker/transports/base.py)."""
-    if outcome.ok:
-        return "delivered"
-    if outcome.disable:
+    """What the engine's policy makes of an outcome: delivered (or skipped), retry, failed,
+    or disable (the channel)."""
+    decision = DeliveryPolicy().decide(outcome, 1, [5.0, 60.0], datetime.now(timezone.utc))
+    if decision.disable_destination:
         return "disable"
-    if outcome.retryable is not None:
-        return "retry" if outcome.retryable else "failed"
-    status = outcome.status_code
-    if status is None:
-        return "failed" if outcome.error_class == "blocked_address" else "retry"
-    return "retry" if status in (408, 429) or status >= 500 or 300 <= status < 400 else "failed"
+    return {DELIVERED: "delivered", SKIPPED: "delivered", PENDING: "retry", FAILED: "failed"}[decision.status]
 
 
 class Row:

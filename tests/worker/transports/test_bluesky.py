@@ -238,6 +238,45 @@ def test_unpublishing_with_nothing_posted_is_skipped(pds, transport, dest):
     assert outcome.skipped == "no post to delete" and pds.requests == []
 
 
+def _unresolved(pds, transport, dest, *, made: bool) -> dict:
+    """The remote state a failed row leaves when its last answer was lost (made=True) or
+    when it never got its post out (made=False), as the engine hands it on: no id."""
+    row = Row(transport, dest, article("putin"))
+    if made:
+        pds.lose_answer(CREATE_RECORD)
+    else:
+        pds.fail(CREATE_RECORD, 400, {"error": "InvalidRequest", "message": "refused"})
+    row.attempt()
+    return {**row.remote, "id": None, "unresolved": True}
+
+
+@pytest.mark.parametrize("event", [UPDATED, "article.published"])
+def test_an_unresolved_earlier_post_that_exists_is_not_posted_again(pds, transport, dest, event):
+    previous = _unresolved(pds, transport, dest, made=True)
+    outcome = Row(transport, dest, article("putin"), event_type=event, previous=previous).attempt()
+    assert outcome.skipped and "cannot be edited" in outcome.skipped
+    rkey = previous["rkey"]
+    assert outcome.remote["id"] == pds.post_uri(rkey) and outcome.remote["url"].endswith(f"/post/{rkey}")
+    assert list(pds.records) == [rkey]
+
+
+def test_an_unresolved_earlier_post_that_never_went_out_is_posted(pds, transport, dest):
+    previous = _unresolved(pds, transport, dest, made=False)
+    outcome = Row(transport, dest, article("putin"), event_type=UPDATED, previous=previous).attempt()
+    assert reading(outcome) == "delivered" and not outcome.skipped
+    assert list(pds.records) == [outcome.remote["rkey"]] and outcome.remote["rkey"] != previous["rkey"]
+
+
+def test_an_unresolved_earlier_post_is_found_and_deleted_on_unpublish(pds, transport, dest):
+    previous = _unresolved(pds, transport, dest, made=True)
+    gone = {"id": "wp:101", "url": article("putin")["url"]}
+    outcome = Row(transport, dest, gone, event_type=UNPUBLISHED, previous=previous).attempt()
+    assert reading(outcome) == "delivered" and not outcome.skipped and outcome.remote["deleted"] is True
+    assert pds.records == {} and pds.deleted == [previous["rkey"]]
+    never = _unresolved(pds, transport, dest, made=False)
+    assert Row(transport, dest, gone, event_type=UNPUBLISHED, previous=never).attempt().skipped == "no post to delete"
+
+
 # --- lost answers and retries: never a second post ------------------------------------
 
 def test_a_lost_create_answer_then_a_retry_makes_exactly_one_post(pds, images, transport, dest, caplog):
