@@ -129,6 +129,9 @@ class BlueskyChannel(ChannelBase):
     type: Literal["bluesky"]
     default_base_url: ClassVar[str] = "https://bsky.social"
     secret_keys: ClassVar[tuple[str, ...]] = ("app_password",)
+    # The link card carries the URL (and is what readers tap), so the text leaves it out
+    # by default and keeps the room for the headline; "{url}" in a template still works.
+    template: str = "{title} {hashtags}"
     handle: str = Field(min_length=1)
     app_password: str = Field(repr=False, min_length=1)
 
