@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import REPO, _pg_schema_url, wait_until, write_config
 from tests.support import facebook_server as fb
 from tests.support import x_server as xs
+from tests.support.bluesky_server import BlueskyServer
 from tests.support.facebook_server import FacebookStandIn
 from tests.support.linkedin_server import LinkedInServer
 from tests.support.mastodon_server import MastodonServer
@@ -36,13 +37,14 @@ TRICKY = {
     "authors": ["Ana Ruiz"],
 }
 STORIES = ARTICLES + [TRICKY]
+BSKY_CREATE = "POST /xrpc/com.atproto.repo.createRecord"
 RETRY = ["1s", "1s", "2s", "2s", "3s"]
 
 
 @pytest.fixture(scope="module")
 def standins():
     servers = {
-        "mastodon": MastodonServer(), "telegram": TelegramServer(), "x": XStandIn(),
+        "mastodon": MastodonServer(), "bluesky": BlueskyServer(), "telegram": TelegramServer(), "x": XStandIn(),
         "facebook": FacebookStandIn(), "linkedin": LinkedInServer(), "threads": ThreadsServer(),
     }
     for s in servers.values():
@@ -56,6 +58,8 @@ def channel_entries(s) -> str:
     common = {"allow_private": True, "retry_schedule": RETRY, "timeout": "5s"}
     entries = [
         {"name": "masto", "type": "mastodon", "base_url": s["mastodon"].url, "token": s["mastodon"].token},
+        {"name": "bsky", "type": "bluesky", "base_url": s["bluesky"].url, "handle": s["bluesky"].handle,
+         "app_password": s["bluesky"].password},
         {"name": "tg", "type": "telegram", "base_url": s["telegram"].url, "token": s["telegram"].token,
          "chat_id": "@lnnnews"},
         {"name": "x", "type": "x", "base_url": s["x"].url, "consumer_key": xs.CONSUMER_KEY,
@@ -76,7 +80,7 @@ def channel_entries(s) -> str:
 
 
 def secrets_of(s) -> list[str]:
-    return [s["mastodon"].token, s["telegram"].token, xs.CONSUMER_SECRET, xs.ACCESS_TOKEN_SECRET, xs.ACCESS_TOKEN,
+    return [s["mastodon"].token, s["bluesky"].password, s["telegram"].token, xs.CONSUMER_SECRET, xs.ACCESS_TOKEN_SECRET, xs.ACCESS_TOKEN,
             fb.PAGE_TOKEN, s["linkedin"].token, s["threads"].token]
 
 
@@ -127,16 +131,16 @@ def settled(d, event: str) -> dict:
     def done():
         rows = {a["id"]: channel_rows(d, a["id"]) for a in STORIES}
         mine = [r for per in rows.values() for (dest, ev), r in per.items() if ev == event]
-        return rows if len(mine) == 6 * len(STORIES) and all(
+        return rows if len(mine) == 7 * len(STORIES) and all(
             r["status"] not in ("pending", "sending") for r in mine) else None
     return wait_until(done, 90, f"every {event} channel delivery to finish", interval=0.5)
 
 
 def live(s) -> dict[str, int]:
     return {
-        "mastodon": len(s["mastodon"].statuses), "telegram": len(s["telegram"].posts()), "x": len(s["x"].tweets),
+        "mastodon": len(s["mastodon"].statuses), "bluesky": len(s["bluesky"].records), "telegram": len(s["telegram"].posts()), "x": len(s["x"].tweets),
         "facebook": len(s["facebook"].posts), "linkedin": len(s["linkedin"].posts),
-        "threads": len(s["threads"].media) - len(s["threads"].deleted),
+        "threads": len(s["threads"].media),
     }
 
 
@@ -147,6 +151,7 @@ def test_publishing_makes_exactly_one_post_per_story_per_channel_despite_lost_an
     s["mastodon"].lose_answer("POST /api/v1/statuses")
     s["mastodon"].rate_limit(reset_in=2)
     s["x"].lose_answer("POST /2/tweets")
+    s["bluesky"].lose_answer(BSKY_CREATE)
     s["facebook"].fail(fb.FEED, 500, {"error": {"message": "An unexpected error has occurred.", "code": 2,
                                                 "type": "OAuthException", "is_transient": True}})
     s["linkedin"].fail("create", 503, {"message": "Service Unavailable"})
@@ -175,7 +180,7 @@ def test_an_edit_edits_where_the_platform_allows_and_never_posts_again(deploymen
         for (dest, event), r in per.items():
             if event != "article.updated":
                 continue
-            expected = "skipped" if dest in ("x", "threads") else "delivered"
+            expected = "skipped" if dest in ("x", "threads", "bsky") else "delivered"
             assert r["status"] == expected, (article_id, dest, r)
     assert live(s) == {k: len(STORIES) for k in live(s)}
     assert all("(updated)" in st["text"] for st in s["mastodon"].statuses.values())
