@@ -61,6 +61,9 @@ def pytest_configure(config):
     os.environ["DATABASE_URL"] = f"sqlite:///{scratch}/default.db"
     os.environ["FEEDS_DIR"] = f"{scratch}/feeds"
     os.environ.pop("SENTRY_DSN", None)
+    # In-process code that stores articles enqueues through worker.enqueue: install the Celery
+    # implementation now that REDIS_URL points at this run's own database.
+    import tasks  # noqa: F401
 
 
 def pytest_unconfigure(config):
