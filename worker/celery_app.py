@@ -24,6 +24,10 @@ SWEEP_INTERVAL = float(os.environ.get("SYNDICATE_SWEEP_INTERVAL", "5"))
 
 QUEUES = ("watch", "feeds", "deliver", "maintenance")
 
+# --- operations (beat lock and schedule keys in Redis; read by worker.operations.health) ---
+REDBEAT_KEY_PREFIX = "syndicate:beat:"
+BEAT_LOCK_TIMEOUT = int(os.environ.get("SYNDICATE_BEAT_LOCK_TIMEOUT", "30"))
+
 
 def make_app() -> Celery:
     env = Environment.from_env()
@@ -75,6 +79,21 @@ def make_app() -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
+    # --- operations: beat scheduler, reload (issue 10; docs/operations.md) -----------------
+    # Exactly one active scheduler: celery-redbeat keeps the schedule in Redis and holds a
+    # lock there. A second `syndicate beat` waits on the lock and takes over at once when
+    # the first stops, or within BEAT_LOCK_TIMEOUT if it died.
+    app.conf.update(
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=env.redis_url,
+        redbeat_key_prefix=REDBEAT_KEY_PREFIX,
+        redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,
+        # beat wakes (and extends its lock) at least this often; well inside the lock's timeout.
+        beat_max_loop_interval=max(1, min(5, BEAT_LOCK_TIMEOUT // 3)),
+        # `syndicate reload` / SIGHUP replace pool processes once their current task is done.
+        worker_pool_restarts=True,
+    )
+    # --- end operations ---------------------------------------------------------------
     return app
 
 
@@ -95,6 +114,24 @@ def _connect_signals() -> None:
         from worker.observability import configure_process
 
         configure_process()
+
+    # --- operations: quiet periodic-task lines, SIGHUP / `syndicate reload` -----------------
+    @signals.worker_ready.connect
+    def _on_worker_ready(sender=None, **_):
+        from worker.logformat import quiet_periodic_tasks
+        from worker.operations.reload import install_worker_reload
+
+        quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
+        install_worker_reload(sender)
+
+    @signals.beat_init.connect
+    def _on_beat_ready(**_):
+        from worker.logformat import quiet_periodic_tasks
+        from worker.operations.reload import install_beat_reload
+
+        quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
+        install_beat_reload()
+    # --- end operations ---------------------------------------------------------------
 
     @signals.worker_process_init.connect
     def _on_child_start(**_):
