@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store
+from worker.cli.common import _load_config_or_exit, _ready_store, err_console
 
 def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h"]
@@ -41,6 +41,9 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     _ready_store()
     Path("var").mkdir(exist_ok=True)
     os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
+    # It runs in the foreground until stopped; say so before Celery's banner.
+    err_console.print("syndicate run: a worker with beat, in the foreground (logs follow). Ctrl-C stops it; "
+                      "running sends get the soft-shutdown time to finish.", markup=False)
     app.worker_main(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
 
 
@@ -86,8 +89,6 @@ def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
 
     FLOWER_BASIC_AUTH is "user:password" (several: "a:pw1,b:pw2"); without it Flower is
     not started. Further Flower options (e.g. --url_prefix=flower) are passed on."""
-    from worker.cli.common import err_console
-
     if not os.environ.get("FLOWER_BASIC_AUTH", "").strip() or ":" not in os.environ["FLOWER_BASIC_AUTH"]:
         err_console.print("FLOWER_BASIC_AUTH is not set (as user:password): Flower would be open to anyone "
                           "who can reach it, so it is not started", markup=False)
