@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, text
 from tests.support.partner_server import PartnerServer
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+# Data the tests read lives in the repository (origins in tests/fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent

@@ -22,6 +22,10 @@ SWEEP_INTERVAL = tunables().sweep_interval
 
 QUEUES = ("watch", "feeds", "deliver", "maintenance")
 
+# --- operations (beat lock and schedule keys in Redis; read by worker.operations.health) ---
+REDBEAT_KEY_PREFIX = "syndicate:beat:"
+BEAT_LOCK_TIMEOUT = int(os.environ.get("SYNDICATE_BEAT_LOCK_TIMEOUT", "30"))
+
 
 def make_app() -> Celery:
     env = Environment.from_env()
@@ -74,6 +78,23 @@ def make_app() -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
+    # --- operations: beat scheduler, reload (issue 10; docs/operations.md) -----------------
+    # Exactly one active scheduler: celery-redbeat keeps the schedule in Redis and holds a
+    # lock there. A second `syndicate beat` waits on the lock and takes over at once when
+    # the first stops, or within BEAT_LOCK_TIMEOUT if it died.
+    app.conf.update(
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=env.redis_url,
+        redbeat_key_prefix=REDBEAT_KEY_PREFIX,
+        redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,
+        # Beat's own Redis client: a dead socket must not hang the scheduler (or its lock).
+        redbeat_redis_options={"socket_timeout": 30, "socket_connect_timeout": 10, "health_check_interval": 30},
+        # beat wakes (and extends its lock) at least this often; well inside the lock's timeout.
+        beat_max_loop_interval=max(1, min(5, BEAT_LOCK_TIMEOUT // 3)),
+        # `syndicate reload` / SIGHUP replace pool processes once their current task is done.
+        worker_pool_restarts=True,
+    )
+    # --- end operations ---------------------------------------------------------------
     return app
 
 
@@ -83,19 +104,46 @@ app = make_app()
 def _connect_signals() -> None:
     from celery import signals
 
-    @signals.worker_init.connect
+    # weak=False: these handlers are local functions; Celery's default weak reference would
+    # let them be collected as soon as this function returns, and they would never run.
+    @signals.worker_init.connect(weak=False)
     def _on_worker_init(**_):
         from worker.observability import configure_process
 
         configure_process()
 
-    @signals.beat_init.connect
+    @signals.beat_init.connect(weak=False)
     def _on_beat_init(**_):
         from worker.observability import configure_process
 
         configure_process()
 
-    @signals.worker_process_init.connect
+    # --- operations: quiet periodic-task lines, SIGHUP / `syndicate reload` -----------------
+    @signals.worker_ready.connect(weak=False)
+    def _on_worker_ready(sender=None, **_):
+        from worker.logformat import quiet_periodic_tasks
+        from worker.operations.reload import install_worker_reload
+
+        quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
+        install_worker_reload(sender)
+
+    @signals.worker_process_init.connect(weak=False)
+    def _quiet_pool_process(**_):
+        # Pool processes are forked before the worker is ready; they log the "succeeded" lines.
+        from worker.logformat import quiet_periodic_tasks
+
+        quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
+
+    @signals.beat_init.connect(weak=False)
+    def _on_beat_ready(**_):
+        from worker.logformat import quiet_periodic_tasks
+        from worker.operations.reload import install_beat_reload
+
+        quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
+        install_beat_reload()
+    # --- end operations ---------------------------------------------------------------
+
+    @signals.worker_process_init.connect(weak=False)
     def _on_child_start(**_):
         # A forked pool child must not share the parent's database connections.
         from worker.store import reset_stores

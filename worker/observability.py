@@ -37,7 +37,9 @@ def setup_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler._syndicate = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    from worker.logformat import formatter_from_env  # text, or JSON lines with LOG_FORMAT=json
+
+    handler.setFormatter(formatter_from_env())
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)

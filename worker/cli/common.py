@@ -1,30 +1,61 @@
 """What every command shares: the consoles, loading the configuration, a ready store,
-time formatting and tables that keep their columns when piped."""
+time formatting and tables that keep their columns when piped.
+
+Importing this is cheap (the group imports it for `--help`): Rich, the settings models
+and the store are imported when first used.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import datetime
-
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import func, select
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-from config import ConfigError, load_config, parse_duration
-from worker import runtime
-from worker.store import DeliveryRow, utcnow
+# Piped output is as wide as this (or $COLUMNS): long lines are never folded inside a
+# sentence, and tables keep every column whole for scripts and grep.
+PIPE_WIDTH = 250
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def make_console(stderr: bool = False) -> "Console":
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    width = int(os.environ.get("COLUMNS") or 0) or PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+class _LazyConsole:
+    """A Rich console made on first use (Rich costs tens of milliseconds to import)."""
+
+    def __init__(self, stderr: bool = False):
+        self._stderr = stderr
+        self._console = None
+
+    def _get(self) -> "Console":
+        if self._console is None:
+            self._console = make_console(self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self._get(), name)
+
+
+console = _LazyConsole()
+err_console = _LazyConsole(stderr=True)
 
 
 def _load_config_or_exit(path: str | None):
+    from config import ConfigError, load_config
+    from worker import runtime
+
     try:
         return load_config(path or runtime.environment().config_path)
     except ConfigError as exc:
@@ -38,6 +69,7 @@ def _ready_store():
     """The store, migrated, with logging set up and the scheduler installed (for commands
     that store articles or rebuild feeds, and so enqueue work)."""
     import tasks  # noqa: F401 - installs the Celery implementation of worker.enqueue
+    from worker import runtime
     from worker.observability import configure_process
 
     configure_process()
@@ -50,29 +82,42 @@ def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else "-"
 
 
-def _print_table(table: Table) -> None:
+def _print_table(table: "Table") -> None:
     # Piped output is not cut to 80 columns: scripts and grep get whole ids and states.
-    (console if console.is_terminal else Console(highlight=False, width=220)).print(table)
+    console.print(table)
 
 
-def cell(value) -> Text:
+def cell(value):
     """A table cell holding data: printed as it is, never read as console markup."""
+    from rich.text import Text
+
     return Text("" if value is None else str(value))
 
 
 def store_for_operators():
     """The store, migrated (operator commands may be the first to touch a new database)."""
+    from worker import runtime
+
     store = runtime.store()
     store.migrate()
     return store
 
 
 def since_option(value: str | None):
+    """The time `value` ("2h", "30m", "1d") ago, for --since; a clear error for a bad one."""
+    import click
+
+    from config import parse_duration
+    from worker.store import utcnow
+
     if not value:
         return None
     try:
-        return utcnow() - timedelta(seconds=parse_duration(value))
-    except ValueError as exc:
+        seconds = parse_duration(value)
+        if seconds > 3650 * 86400:
+            raise ValueError(f"{value!r} is more than ten years")
+        return utcnow() - timedelta(seconds=seconds)
+    except (ValueError, OverflowError) as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
@@ -92,13 +137,19 @@ def enqueue_ids(ids_by_destination: dict, progress=None, task=None) -> None:
                 progress.advance(task, len(chunk))
 
 
-def progress_bar() -> Progress:
+def progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=False)
+                    console=err_console._get(), transient=False)
 
 
 def follow(store, ids: list[int], timeout: float = 600) -> None:
     """Show the replayed deliveries finishing."""
+    from sqlalchemy import func, select
+
+    from worker.store import DeliveryRow
+
     deadline = time.monotonic() + timeout
     with progress_bar() as progress:
         task = progress.add_task("delivering", total=len(ids))
