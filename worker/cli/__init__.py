@@ -64,4 +64,4 @@ def migrate() -> None:
 
 
 # Command families register themselves on `main`.
-from worker.cli import articles, deliveries, feeds, processes, watch  # noqa: E402,F401
+from worker.cli import articles, deliveries, feeds, monitoring, processes, watch  # noqa: E402,F401

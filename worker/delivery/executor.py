@@ -40,8 +40,10 @@ from sqlalchemy import TypeDecorator, and_, bindparam, insert, or_, select, text
 from config import PartnerConfig, SyndicationConfig
 from worker.celery_app import MAX_BROKER_COUNTDOWN
 from worker.delivery.health import CircuitBreaker, RateLimiter
-from worker.delivery.policy import DELIVERED, FAILED, PENDING, SUPERSEDED, Decision, DeliveryPolicy
+from worker.delivery.policy import DEAD, DELIVERED, FAILED, PENDING, SUPERSEDED, Decision, DeliveryPolicy
 from worker.observability import redact
+from worker.observability import (  # monitoring: the capture policy (see report_to_sentry)
+    classify_failure, delivery_details, report_delivery_failed, report_destination_disabled)
 from worker.store import ArticleRow, AttemptRow, DeliveryRow, EventRow, PartnerStateRow, Store, utcnow
 from worker.transports import Outcome
 from worker.transports.webhook import POOL_SIZE, WebhookTransport, encode_data
@@ -392,6 +394,7 @@ class PartnerDeliverer:
         delivery_updates, attempt_updates = [], []
         health: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         disable: dict[str, str] = {}
+        failed: list[tuple[Job, Decision]] = []  # monitoring: reported to Sentry after the commit
         for job in jobs:
             outcome = job.outcome
             assert outcome is not None and job.finished_at is not None
@@ -430,6 +433,8 @@ class PartnerDeliverer:
                 later.append((job.delivery_id, decision.next_attempt_at))
             delivery_updates.append(values)
             log_outcome(job, decision)
+            if decision.status != DELIVERED:
+                failed.append((job, decision))  # monitoring
         # Rows that share a key set go in one executemany.
         groups: dict[tuple, list[dict]] = defaultdict(list)
         for values in delivery_updates:
@@ -440,6 +445,9 @@ class PartnerDeliverer:
             bulk_update(s, AttemptRow, attempt_updates)
             for name, reason in disable.items():
                 disable_partner(s, name, reason, by="policy")
+            # monitoring: attempt log and article of each delivery that failed for good
+            details = delivery_details(s, [j.delivery_id for j, d in failed if d.status in (FAILED, DEAD)])
+        report_to_sentry(failed, details, disable)  # monitoring
         for name, reason in disable.items():
             log.error("partner=%s stage=disabled reason=%s; its deliveries wait until "
                       "`syndicate partners enable %s`", name, reason, name)
@@ -569,6 +577,25 @@ def disable_partner(s, name: str, reason: str, by: str) -> None:
     elif not row.disabled:
         row.disabled, row.disabled_reason, row.disabled_at, row.disabled_by, row.changed_at = (
             True, reason, now, by, now)
+
+
+# monitoring: the engine's only Sentry code (worker/observability/capture.py decides what is an
+# event and how it is grouped). A retry is a breadcrumb; a dead or failed delivery an event in
+# one issue per (destination, failure class); a disabled destination an event of its own.
+def report_to_sentry(failed: list[tuple[Job, Decision]], details: dict[int, dict], disabled: dict[str, str],
+                     destination_type: str = "partner") -> None:
+    for job, decision in failed:
+        outcome = job.outcome
+        report_delivery_failed(
+            destination=job.destination, destination_type=destination_type, article_id=job.article_id,
+            event_type=job.event_type, attempt=job.attempts_made, http_status=outcome.status_code,
+            failure_class=classify_failure(outcome.status_code, outcome.error_class),
+            final=decision.status in (FAILED, DEAD), status=decision.status, webhook_id=job.message_id,
+            reason=decision.reason, **details.get(job.delivery_id, {}))
+    for name, reason in disabled.items():
+        status = next((j.outcome.status_code for j, d in failed if d.disable_partner and j.destination == name), None)
+        report_destination_disabled(destination=name, destination_type=destination_type, reason=reason,
+                                    http_status=status)
 
 
 def log_outcome(job: Job, decision: Decision) -> None:
