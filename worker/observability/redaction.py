@@ -47,9 +47,11 @@ _SHAPES: list[tuple[re.Pattern, str]] = [
 
 
 def secret_forms(secret: str) -> list[str]:
-    """The forms a secret may take in a message: itself, without a `whsec_` prefix, its decoded
-    key bytes as Python writes them, and URL-encoded."""
+    """The forms a secret may take in a message: itself, URL-encoded, the token of a
+    "Bearer <token>" value, and for a `whsec_` secret its bare base64 and decoded key bytes."""
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    # "Bearer <token>" as a header value: the token may also be written on its own.
+    forms.update(part for part in secret.split() if len(part) >= 12 and part != secret)
     if secret.startswith("whsec_"):
         bare = secret.removeprefix("whsec_")
         forms.add(bare)
