@@ -15,8 +15,10 @@ BOT_TOKEN = "7123456789:AAH-telegram-bot-token-value_123"
 BEARER = "partner-bearer-token-0123456789"
 
 
-def config_with_secrets(secret: str):
-    text = f"""
+def config_text(secret: str) -> str:
+    """A configuration with a secret of every kind: partner secret and headers, a WordPress
+    app password, a Telegram bot token, X's four OAuth 1.0a credentials."""
+    return f"""
 [site]
 title = "LNN"
 url = "https://lnn.example"
@@ -49,7 +51,10 @@ consumer_secret = "x-consumer-secret-1"
 access_token = "x-access-token-1"
 access_token_secret = "x-access-token-secret-1"
 """
-    return parse_config(text, "test.toml", {})
+
+
+def config_with_secrets(secret: str):
+    return parse_config(config_text(secret), "test.toml", {})
 
 
 def test_every_form_of_a_configured_secret_is_redacted():
