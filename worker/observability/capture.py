@@ -174,7 +174,7 @@ def delivery_details(session, delivery_ids: list[int]) -> dict[int, dict]:
 
     from worker.store import ArticleRow, AttemptRow, DeliveryRow
 
-    if not delivery_ids:
+    if not delivery_ids or not sentry_enabled():
         return {}
     details: dict[int, dict] = {i: {"attempt_log": []} for i in delivery_ids}
     rows = session.execute(select(DeliveryRow.id, ArticleRow.url, ArticleRow.title, ArticleRow.source)

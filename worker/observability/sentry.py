@@ -155,6 +155,7 @@ def before_breadcrumb(crumb: dict, hint: dict) -> dict:
 
 QUEUE_KEY = "messaging.destination.name"
 _published: "OrderedDict[str, str]" = OrderedDict()
+_published_lock = threading.Lock()
 _PUBLISHED_KEEP = 10_000
 _signals_connected = False
 
@@ -163,7 +164,7 @@ def _note_published_queue(sender=None, headers=None, routing_key=None, **_):
     """After a message is published: remember its queue by message id, for its publish span."""
     task_id = (headers or {}).get("id")
     if task_id and routing_key:
-        with _lock:
+        with _published_lock:
             _published[task_id] = routing_key
             while len(_published) > _PUBLISHED_KEEP:
                 _published.popitem(last=False)
@@ -194,7 +195,7 @@ def _fill_queue_names(event: dict) -> None:
         if span.get("op") == "queue.process" and process_queue:
             data[QUEUE_KEY] = process_queue
         elif span.get("op") == "queue.publish":
-            with _lock:
+            with _published_lock:
                 queue = _published.get(data.get("messaging.message.id") or "")
             if queue:
                 data[QUEUE_KEY] = queue
