@@ -44,6 +44,8 @@ class Tunables:
     # Seconds running tasks get on SIGTERM before a cold shutdown.
     soft_shutdown: float = 10.0
     beat_schedule_file: str = "var/celerybeat-schedule"
+    # Seconds a beat's lock in Redis outlives it: a standby beat takes over after this.
+    beat_lock_timeout: int = 30
 
     @property
     def max_broker_countdown(self) -> int:
@@ -66,6 +68,7 @@ class Tunables:
             poison_kills=int(_float(env, "SYNDICATE_POISON_KILLS", 3, 1, 100)),
             soft_shutdown=_float(env, "SYNDICATE_SOFT_SHUTDOWN", 10.0, 0, 3600),
             beat_schedule_file=env.get("SYNDICATE_BEAT_SCHEDULE") or "var/celerybeat-schedule",
+            beat_lock_timeout=int(_float(env, "SYNDICATE_BEAT_LOCK_TIMEOUT", 30, 5, 3600)),
         )
 
 

@@ -24,7 +24,7 @@ QUEUES = ("watch", "feeds", "deliver", "maintenance")
 
 # --- operations (beat lock and schedule keys in Redis; read by worker.operations.health) ---
 REDBEAT_KEY_PREFIX = "syndicate:beat:"
-BEAT_LOCK_TIMEOUT = int(os.environ.get("SYNDICATE_BEAT_LOCK_TIMEOUT", "30"))
+BEAT_LOCK_TIMEOUT = tunables().beat_lock_timeout
 
 
 def make_app() -> Celery:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reload": ("worker.cli.health", "Make running workers (and a local beat) re-read the configuration file."),
     "replay": ("worker.cli.deliveries", "Send dead (or failed) deliveries again: the same messages, under the same ids (webhook-id, idempotency key), with a fresh retry schedule. A delivery a newer version has overtaken is not re-sent."),
     "republish": ("worker.cli.republish", "Send an article's current state again as a new message (new ids) — to partners that lost their copy, or after an editor's fix. A channel that already has the story's post gets it edited, never a second post. `replay` resends the same message instead."),
+    "sentry-test": ("worker.cli.monitoring", "Send a test event to Sentry and say whether the DSN accepted it."),
     "run": ("worker.cli.processes", "The main job on one machine: migrate, then a worker on every queue with beat embedded."),
     "status": ("worker.cli.articles", "An article and, per destination, its delivery status."),
     "worker": ("worker.cli.processes", "A worker without the beat schedule (run `syndicate beat` once, elsewhere)."),
@@ -121,3 +122,9 @@ def migrate() -> None:
     store = runtime.store()
     store.migrate()
     console.print(f"database migrated ({store.engine.dialect.name})")
+
+
+# Every command: Sentry set up after --config is applied, an unexpected crash reported.
+from worker.cli.crash import guard  # noqa: E402
+
+guard(main)

@@ -12,8 +12,14 @@ from datetime import datetime
 
 from config.tunables import tunables
 from worker.delivery import destinations
-from worker.delivery.policy import DELIVERED, FAILED, PENDING, SKIPPED, Decision, DeliveryPolicy
-from worker.observability import redact
+from worker.delivery.policy import DEAD, DELIVERED, FAILED, PENDING, SKIPPED, Decision, DeliveryPolicy
+from worker.observability import (
+    classify_failure,
+    delivery_details,
+    redact,
+    report_delivery_failed,
+    report_destination_disabled,
+)
 from worker.store import AttemptRow, DeliveryRow
 from worker.store.bulk import bulk_update
 from worker.transports import Outcome
@@ -129,6 +135,7 @@ class Recorder:
         for values in delivery_updates:
             groups[tuple(sorted(values))].append(values)
         newly_disabled = []
+        failed = [(job, decision) for job, decision in reports if decision.status not in (DELIVERED, SKIPPED)]
         with self.store.session() as s:
             for rows in groups.values():
                 bulk_update(s, DeliveryRow, rows)
@@ -136,11 +143,12 @@ class Recorder:
             for (kind, name), reason in disable.items():
                 if destinations.disable(s, kind, name, reason, by="policy"):
                     newly_disabled.append((kind, name, reason))
+            details = _details(s, [j.delivery_id for j, d in failed if d.status in (FAILED, DEAD)])
         for kind, name, reason in newly_disabled:
             log.error("%s=%s stage=disabled reason=%s; its deliveries wait until "
                       "`syndicate destinations enable %s`", kind, name, reason, name)
         self._health(health, pauses)
-        _report(reports, newly_disabled)
+        report_to_sentry(failed, details, newly_disabled)
         return later
 
     def _health(self, health: dict, pauses: dict[str, float]) -> None:
@@ -163,14 +171,33 @@ class Recorder:
                 log.warning("destination=%s stage=circuit-closed: it answers again", key)
 
 
-def _report(reports: list[tuple[Job, Decision]], newly_disabled: list) -> None:
-    """Hand dead letters, permanent failures and disables to monitoring (Sentry)."""
+def _details(s, ids: list[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
     try:
-        from worker import observability
+        return delivery_details(s, ids)
+    except Exception:  # noqa: BLE001 - monitoring must never lose a recorded outcome
+        log.warning("could not read delivery details for monitoring", exc_info=True)
+        return {}
 
-        hook = getattr(observability, "report_deliveries", None)
-        if hook is not None:
-            hook(reports, newly_disabled)
+
+def report_to_sentry(failed: list[tuple[Job, Decision]], details: dict[int, dict], disabled: list) -> None:
+    """The engine's only Sentry code (`worker/observability/capture.py` decides what is an event
+    and how it is grouped): a retry is a breadcrumb; a dead or failed delivery an event in one
+    issue per (destination, failure class); a disabled destination an event of its own."""
+    try:
+        for job, decision in failed:
+            outcome = job.outcome
+            report_delivery_failed(
+                destination=job.destination, destination_type=job.kind, article_id=job.article_id,
+                event_type=job.event_type, attempt=job.attempts_made, http_status=outcome.status_code,
+                failure_class=classify_failure(outcome.status_code, outcome.error_class),
+                final=decision.status in (FAILED, DEAD), status=decision.status, webhook_id=job.message_id,
+                reason=decision.reason, **details.get(job.delivery_id, {}))
+        for kind, name, reason in disabled:
+            status = next((j.outcome.status_code for j, d in failed
+                           if d.disable_destination and j.destination == name and j.kind == kind), None)
+            report_destination_disabled(destination=name, destination_type=kind, reason=reason, http_status=status)
     except Exception:  # noqa: BLE001 - monitoring must never lose a recorded outcome
         log.warning("could not report delivery outcomes to monitoring", exc_info=True)
 
