@@ -3,8 +3,11 @@ ids; the rows say what to send and where."""
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
+
+from celery.signals import worker_process_shutdown
 
 from config.tunables import tunables
 from worker import runtime
@@ -30,6 +33,18 @@ def reset_engine() -> None:
     old, _engine = _engine, None
     if old is not None:
         old.close()
+
+
+@worker_process_shutdown.connect(weak=False)
+def _hand_back_in_flight(**_) -> None:
+    """A pool process stopping (warm shutdown): sends in flight get the soft-shutdown window,
+    rows still claimed are handed back so the next worker sends them at once."""
+    if _engine is not None:
+        try:
+            _engine.shutdown(timeout=max(0.0, tunables().soft_shutdown - 2.0))
+        except Exception:  # noqa: BLE001 - the leases expire and the sweep takes the rows
+            logging.getLogger("syndicate.delivery").warning("could not hand back deliveries in flight",
+                                                            exc_info=True)
 
 
 @app.task(name="tasks.deliver.deliver_batch")

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -88,6 +89,11 @@ class DeliveryEngine:
         self.pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="deliver")
         self.rng = random.Random()
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        # Rows this process claimed and has not recorded yet (released on a warm shutdown).
+        self._in_flight: set[int] = set()
+        self._in_flight_lock = threading.Lock()
+        self._futures: set[Future] = set()
+        self.stopping = False
         self._timeout_max = max((destinations.timeout_budget(d) for d in config.destinations), default=20.0)
 
     # kept for callers from before channels shared the engine
@@ -123,6 +129,8 @@ class DeliveryEngine:
         with self.store.session() as s:
             c = claim(s, ids, now, self._lease(len(ids), now), self.store.is_sqlite, self.poison_kills)
             result.claimed, result.superseded, result.poisoned = len(c.rows), c.superseded, len(c.poisoned)
+            with self._in_flight_lock:
+                self._in_flight.update(r.id for r in c.rows)
             for delivery_id in c.poisoned:
                 log.error("delivery=%s stage=dead reason=poison message (its attempts stopped their worker "
                           "%d times)", delivery_id, self.poison_kills)
@@ -169,6 +177,7 @@ class DeliveryEngine:
                         result.later.append((job.delivery_id, when))
                 if held:
                     bulk_update(s, DeliveryRow, held)
+                    self._settled(h["id"] for h in held)
                 result.held = len(held)
                 jobs_out = [j for jobs in to_send.values() for j in jobs] + unknown
                 if jobs_out:
@@ -188,7 +197,10 @@ class DeliveryEngine:
             for lane in range(lanes):
                 share = jobs[lane::lanes]
                 if share:
-                    futures.append(self.pool.submit(self._send_lane, key, share))
+                    fut = self.pool.submit(self._send_lane, key, share)
+                    self._futures.add(fut)
+                    fut.add_done_callback(self._futures.discard)
+                    futures.append(fut)
                 else:
                     self.gates.bulkhead.release(key)
             result.sent += len(jobs)
@@ -204,6 +216,7 @@ class DeliveryEngine:
             finished += fut.result()
         if finished:
             retries = self.recorder.record(finished)
+            self._settled(j.delivery_id for j in finished)
             self._schedule(retries)
             result.later += retries
         result.background = len(not_done)
@@ -227,10 +240,18 @@ class DeliveryEngine:
             cache[k] = transport.prepare(job.dest, job.event_type, job.event_data)
         return transport, cache[k]
 
+    def _settled(self, ids) -> None:
+        with self._in_flight_lock:
+            self._in_flight.difference_update(ids)
+
     def _send_lane(self, key: str, jobs: list[Job]) -> list[Job]:
         cache: dict = {}
         try:
             for job in jobs:
+                if self.stopping:
+                    # A warm shutdown: sends not started yet are handed back (release_leases).
+                    job.outcome = None
+                    continue
                 try:
                     transport, prepared = self._prepared(job, cache)
                     post = Post(job.delivery_id, job.message_id, job.event_type, job.article_id, job.attempts_made,
@@ -246,7 +267,7 @@ class DeliveryEngine:
                     job.outcome = Outcome(error_class=type(exc).__name__, error=str(exc)[:500])
                     job.unexpected = exc
                 job.finished_at = utcnow()
-            return jobs
+            return [j for j in jobs if j.outcome is not None]
         finally:
             self.gates.bulkhead.release(key)
 
@@ -262,10 +283,36 @@ class DeliveryEngine:
 
     def _record_in_background(self, fut: Future) -> None:
         try:
-            later = self.recorder.record(fut.result())
+            jobs = fut.result()
+            later = self.recorder.record(jobs)
+            self._settled(j.delivery_id for j in jobs)
             self._schedule(later)
         except Exception:  # noqa: BLE001 - the lease runs out and the sweep takes the rows again
             log.exception("recording a background delivery failed; the sweep will retry it")
+
+    def shutdown(self, timeout: float) -> list[int]:
+        """A warm stop: start no new send, let running ones finish (and record themselves)
+        for up to `timeout` seconds, then hand back every row still claimed, so the next
+        worker sends it at once instead of after its lease. Returns the ids handed back."""
+        from worker.operations.shutdown import release_leases
+
+        self.stopping = True
+        pending = list(self._futures)
+        if pending:
+            wait(pending, timeout=timeout)
+        deadline = time.monotonic() + 2.0
+        # Background recordings run in done-callbacks: give them a moment.
+        while self._futures and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._in_flight_lock:
+            left = sorted(self._in_flight)
+        if not left:
+            return []
+        released = release_leases(self.durable_store, left)
+        if released:
+            log.warning("stage=shutdown handed back %d deliveries in flight; they go out again at once",
+                        len(released))
+        return released
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -50,7 +50,9 @@ def release_leases(store, delivery_ids: Iterable[int], now: datetime | None = No
         if released:
             s.execute(update(AttemptRow)
                       .where(AttemptRow.delivery_id.in_(released), AttemptRow.finished_at.is_(None))
-                      .values(finished_at=now, outcome="interrupted", error_class="interrupted",
+                      # "shutdown", not "interrupted": a warm stop is not a worker killed by its
+                      # message, so it does not count toward a poison message.
+                      .values(finished_at=now, outcome="interrupted", error_class="shutdown",
                               error=INTERRUPTED_ERROR)
                       .execution_options(synchronize_session=False))
     return sorted(released)
