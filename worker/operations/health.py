@@ -127,11 +127,10 @@ def check_beat(client, key_prefix: str, intervals: dict[str, float], now: dateti
 
 
 def check_backlog(store, now: datetime, max_wait: timedelta = DEFAULT_MAX_WAIT) -> Check:
-    from sqlalchemy import and_, func, not_, select
+    from sqlalchemy import func, select
 
-    from worker.store import DeliveryRow, PartnerStateRow
-
-    disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
+    from worker.delivery.destinations import disabled_row_clause
+    from worker.store import DeliveryRow
     try:
         if not store.is_migrated():
             return Check("backlog", False, "the store has no schema yet: run `syndicate migrate`")
@@ -139,7 +138,7 @@ def check_backlog(store, now: datetime, max_wait: timedelta = DEFAULT_MAX_WAIT) 
             oldest, count = s.execute(
                 select(func.min(DeliveryRow.next_attempt_at), func.count())
                 .where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now,
-                       not_(and_(DeliveryRow.kind == "partner", DeliveryRow.destination.in_(disabled))))
+                       ~disabled_row_clause())
             ).one()
     except Exception as exc:  # noqa: BLE001
         return Check("backlog", False, f"cannot read deliveries ({_error(exc)})")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import BIN, Deployment, wait_until, write_config
 from worker.operations.health import check_backlog, check_beat
-from worker.store import ArticleRow, DeliveryRow, EventRow, PartnerStateRow, utcnow
+from worker.store import ArticleRow, DeliveryRow, DestinationStateRow, EventRow, utcnow
 
 
 def _health(env: dict, *args: str) -> tuple[int, dict]:
@@ -129,7 +129,7 @@ def test_the_backlog_ignores_partners_disabled_on_purpose(store):
     _due_delivery(store, timedelta(minutes=10), destination="gone")
     assert not check_backlog(store, now).ok
     with store.session() as s:
-        s.add(PartnerStateRow(name="gone", disabled=True, disabled_by="policy", changed_at=now))
+        s.add(DestinationStateRow(kind="partner", name="gone", disabled=True, disabled_by="policy", changed_at=now))
     assert check_backlog(store, now).ok
     _due_delivery(store, timedelta(seconds=30))
     result = check_backlog(store, now, max_wait=timedelta(minutes=5))

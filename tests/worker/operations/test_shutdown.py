@@ -29,7 +29,7 @@ def test_in_flight_rows_go_back_to_pending_due_now_with_the_attempt_interrupted(
         assert (row.status, row.lease_until, row.queued_at, row.attempts) == ("pending", None, None, 2)
         assert row.next_attempt_at == now and row.last_error == INTERRUPTED_ERROR
         attempt = s.scalars(select(AttemptRow).where(AttemptRow.delivery_id == sending)).one()
-        assert (attempt.outcome, attempt.error_class, attempt.finished_at) == ("interrupted", "interrupted", now)
+        assert (attempt.outcome, attempt.error_class, attempt.finished_at) == ("interrupted", "shutdown", now)
         # Another worker's row is not touched.
         assert s.get(DeliveryRow, other).status == "sending"
 
