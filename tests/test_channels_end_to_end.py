@@ -188,6 +188,44 @@ def test_an_edit_edits_where_the_platform_allows_and_never_posts_again(deploymen
     assert all("(updated)" in p["message"] for p in s["facebook"].posts.values())
 
 
+def test_republish_to_a_channel_edits_its_post_and_waits_for_the_outcome(deployment, standins):
+    s = standins
+    before = dict(s["mastodon"].statuses)
+    out = deployment.syndicate("republish", "wp:101", "--to", "masto", "--to", "tg", "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["articles"] == ["wp:101"]
+    # the posts already carry this version's text: each is left as it is (skipped, with the
+    # reason) — never posted a second time
+    assert {r["destination"] for r in report["rows"]} == {"masto", "tg"}
+    assert all(r["status"] in ("delivered", "skipped") for r in report["rows"]), report["rows"]
+    assert live(s) == {k: len(STORIES) for k in live(s)} and set(s["mastodon"].statuses) == set(before)
+    # an unknown destination is named, and nothing is written
+    bad = deployment.syndicate("republish", "wp:101", "--to", "nowhere")
+    assert bad.returncode == 1 and "no destination 'nowhere'" in bad.stderr
+
+
+def test_a_disabled_channel_keeps_its_deliveries_until_enabled(deployment, standins):
+    s = standins
+    out = deployment.syndicate("destinations", "disable", "tg", "--reason", "token being rotated", check=True)
+    assert "disabled" in out.stdout
+    listing = json.loads(deployment.syndicate("destinations", "list", "--kind", "channel", "--json", check=True).stdout)
+    tg = next(r for r in listing if r["name"] == "tg")
+    assert not tg["enabled"] and tg["disabled_reason"] == "token being rotated" and tg["type"] == "telegram"
+    ingest(deployment, [dict(STORIES[0], title="Held while the channel is disabled")], "held")
+    wait_until(lambda: channel_rows(deployment, "wp:101")[("masto", "article.updated")]["attempts"] >= 1 and
+               len([r for r in channel_rows(deployment, "wp:101").values() if r["event"] == "article.updated"]) >= 7,
+               60, "the edit to reach the other channels")
+    held = [r for (dest, ev), r in channel_rows(deployment, "wp:101").items() if dest == "tg"]
+    assert held[-1]["status"] == "pending"
+    assert not any("Held while" in m.text for m in s["telegram"].posts())
+    deployment.syndicate("destinations", "enable", "tg", check=True)
+    wait_until(lambda: any("Held while" in m.text for m in s["telegram"].posts()), 60, "the held edit")
+    assert len(s["telegram"].posts()) == len(STORIES)
+    recent = deployment.syndicate("status", check=True).stdout
+    assert "wp:101" in recent and "channel:tg" in recent
+
+
 def test_a_withdrawal_deletes_every_post_and_no_credential_is_ever_shown(deployment, standins):
     s = standins
     withdrawn = [dict(a, status="unpublished") for a in STORIES]

@@ -51,3 +51,23 @@ def article_status(store: Store, article_id: str) -> dict | None:
                 for r in rejections
             ],
         }
+
+
+def recent_articles(store: Store, limit: int = 20) -> list[dict]:
+    """The most recently changed articles, each with its destinations' state: per destination
+    (kind, name), the status of its newest delivery."""
+    with store.session() as s:
+        arts = s.scalars(select(ArticleRow).order_by(ArticleRow.changed_at.desc(), ArticleRow.id)
+                         .limit(limit)).all()
+        ids = [a.id for a in arts]
+        newest: dict[str, dict] = {i: {} for i in ids}
+        seen: dict[tuple, int] = {}
+        for d in s.execute(select(DeliveryRow.article_id, DeliveryRow.kind, DeliveryRow.destination,
+                                  DeliveryRow.event_id, DeliveryRow.status)
+                           .where(DeliveryRow.article_id.in_(ids)).order_by(DeliveryRow.event_id)):
+            key = (d.article_id, d.kind, d.destination)
+            if d.event_id >= seen.get(key, 0):
+                seen[key] = d.event_id
+                newest[d.article_id][(d.kind, d.destination)] = d.status
+        return [{"id": a.id, "title": a.title, "status": a.status, "changed_at": iso(a.changed_at),
+                 "destinations": newest[a.id]} for a in arts]

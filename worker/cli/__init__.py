@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "republish": ("worker.cli.republish", "Send an article's current state again as a new message (new ids) — to partners that lost their copy, or after an editor's fix. A channel that already has the story's post gets it edited, never a second post. `replay` resends the same message instead."),
     "sentry-test": ("worker.cli.monitoring", "Send a test event to Sentry and say whether the DSN accepted it."),
     "run": ("worker.cli.processes", "The main job on one machine: migrate, then a worker on every queue with beat embedded."),
-    "status": ("worker.cli.articles", "An article and, per destination, its delivery status."),
+    "status": ("worker.cli.articles", "An article and, per destination, its delivery status; without an id, the most recently changed articles with each destination's state."),
     "worker": ("worker.cli.processes", "A worker without the beat schedule (run `syndicate beat` once, elsewhere)."),
 }
 

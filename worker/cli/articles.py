@@ -52,13 +52,21 @@ def ingest(files: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("article_id")
+@click.argument("article_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(article_id: str, as_json: bool) -> None:
-    """An article and, per destination, its delivery status."""
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Without an id: how many recent articles.")
+@click.option("--watch", is_flag=True, help="Without an id: refresh every 2 seconds until Ctrl-C.")
+def status(article_id: str | None, as_json: bool, limit: int, watch: bool) -> None:
+    """An article and, per destination, its delivery status; without an id, the most recently
+    changed articles with each destination's state."""
     from worker.status import article_status
 
-    report = article_status(runtime.store(), article_id)
+    store = runtime.store()
+    if article_id is None:
+        _recent(store, limit, as_json, watch)
+        return
+    report = article_status(store, article_id)
     if report is None:
         err_console.print(f"no article {article_id!r} in the store", markup=False)
         sys.exit(1)
@@ -82,3 +90,39 @@ def status(article_id: str, as_json: bool) -> None:
         console.print(f"  cleaned ({c['event']}): " + "; ".join(map(str, c["notes"] or [])), markup=False)
     for r in report.get("rejections", []):
         console.print(f"  rejected {r['created_at']}: {r['reason']}", markup=False)
+
+
+def _recent_table(rows: list[dict]) -> Table:
+    table = Table("article", "title", "status", "changed", "destinations")
+    for r in rows:
+        dests = "  ".join(f"{k}:{n} {st}" for (k, n), st in sorted(r["destinations"].items()))
+        table.add_row(cell(r["id"]), cell(r["title"][:60]), r["status"], r["changed_at"] or "", cell(dests))
+    return table
+
+
+def _recent(store, limit: int, as_json: bool, watch: bool) -> None:
+    import time
+
+    from worker.status import recent_articles
+
+    if as_json:
+        rows = recent_articles(store, limit)
+        click.echo(json.dumps([dict(r, destinations={f"{k}:{n}": st for (k, n), st in r["destinations"].items()})
+                               for r in rows], indent=2, default=str))
+        return
+    if not watch:
+        rows = recent_articles(store, limit)
+        if not rows:
+            console.print("no article in the store yet", markup=False)
+            return
+        _print_table(_recent_table(rows))
+        return
+    from rich.live import Live
+
+    try:
+        with Live(_recent_table(recent_articles(store, limit)), console=console._get(), refresh_per_second=1) as live:
+            while True:
+                time.sleep(2)
+                live.update(_recent_table(recent_articles(store, limit)))
+    except KeyboardInterrupt:
+        pass
