@@ -25,6 +25,7 @@ from config.common import (
     validate_rate_limit,
     validate_retry_schedule,
     validate_timeout,
+    wants_event,
 )
 
 PLACEHOLDERS = ("title", "summary", "url", "section", "hashtags", "author")
@@ -100,13 +101,7 @@ class ChannelBase(_Strict):
         return destination_rate(self.rate_limit)
 
     def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
-        if event_type not in self.events:
-            return False
-        if not self.sections and not self.tags:
-            return True
-        if self.sections and section in self.sections:
-            return True
-        return bool(self.tags and set(self.tags) & set(tags))
+        return wants_event(self, event_type, section, tags)
 
     def secrets(self) -> list[str]:
         return [v for v in (getattr(self, k, None) for k in self.secret_keys) if isinstance(v, str) and v]

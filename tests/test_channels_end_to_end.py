@@ -121,6 +121,11 @@ def ingest(d, stories: list[dict], name: str) -> None:
     d.syndicate("ingest", str(path), check=True)
 
 
+def channel_list(d, article_id: str) -> list[dict]:
+    report = json.loads(d.syndicate("status", article_id, "--json", check=True).stdout)
+    return [r for r in report["deliveries"] if r["kind"] == "channel"]
+
+
 def channel_rows(d, article_id: str) -> dict:
     report = json.loads(d.syndicate("status", article_id, "--json", check=True).stdout)
     return {(r["destination"], r["event"]): r for r in report["deliveries"] if r["kind"] == "channel"}
@@ -203,6 +208,26 @@ def test_republish_to_a_channel_edits_its_post_and_waits_for_the_outcome(deploym
     # an unknown destination is named, and nothing is written
     bad = deployment.syndicate("republish", "wp:101", "--to", "nowhere")
     assert bad.returncode == 1 and "no destination 'nowhere'" in bad.stderr
+
+
+def test_republish_in_bulk_and_as_a_celery_task(deployment, standins):
+    def masto_rows(article_id):
+        return [r for r in channel_list(deployment, article_id) if r["destination"] == "masto"]
+
+    before = {a["id"]: len(masto_rows(a["id"])) for a in STORIES}
+    out = deployment.syndicate("republish", "--since", "1h", "--section", "World", "--to", "masto", "--wait")
+    assert out.returncode == 0, out.stderr
+    for a in STORIES:
+        assert len(masto_rows(a["id"])) == before[a["id"]] + 1, a["id"]
+    assert "--since" in deployment.syndicate("republish", "--section", "World").stderr  # usage is explained
+
+    # The same operation as a task (what Flower and `celery -A worker call tasks.republish` run).
+    from worker.celery import app
+
+    rows_before = len(masto_rows("wp:102"))
+    app.send_task("tasks.republish", kwargs={"article_id": "wp:102", "to": ["masto"]}, queue="maintenance")
+    wait_until(lambda: len(masto_rows("wp:102")) > rows_before, 60, "the republish task's delivery")
+    assert live(standins) == {k: len(STORIES) for k in live(standins)}
 
 
 def test_a_disabled_channel_keeps_its_deliveries_until_enabled(deployment, standins):
