@@ -271,6 +271,7 @@ class Bench:
         return time.perf_counter()
 
     def throughput(self, n: int, tag: str, with_ingest: bool) -> float:
+        import tasks  # noqa: F401 - installs the scheduler dispatch uses
         from worker.pipeline import dispatch
 
         articles = self.articles(n, tag)
@@ -295,6 +296,7 @@ class Bench:
     def latency(self, rate: float, seconds: float, tag: str) -> list[float]:
         from sqlalchemy import select
 
+        import tasks  # noqa: F401 - installs the scheduler dispatch uses
         from worker.pipeline import dispatch
         from worker.store import DeliveryRow
 

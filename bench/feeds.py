@@ -42,7 +42,7 @@ from worker.feeds.items import FeedItem, entry_cache, prepare, site_authority  #
 from worker.feeds.render import make_channel, render_all  # noqa: E402
 from worker.store import ArticleRow, ArticleTermRow, Store  # noqa: E402
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"  # in the repository
 CONFIG = parse_config("""
 [site]
 title = "London News Net"
@@ -73,7 +73,7 @@ BODY_REPEAT = 1
 
 
 def fixture_bodies() -> list[str]:
-    posts = json.loads((SHARED / "fixtures" / "wordpress" / "posts.json").read_text())
+    posts = json.loads((FIXTURES / "wordpress" / "posts.json").read_text())
     return [p["content"]["rendered"] * BODY_REPEAT for p in posts]
 
 

@@ -21,6 +21,7 @@ import redis
 
 from config import parse_config
 from tests.support.wordpress_server import WordPressServer, now_utc
+import tasks  # noqa: E402,F401 - installs the scheduler polls use
 from worker.store import Store
 from worker.watch import poll_source
 

@@ -29,6 +29,7 @@ from config.common import (
     literal_host_refusal,
     validate_rate_limit,
     validate_retry_schedule,
+    wants_event,
 )
 
 PLACEHOLDERS = ("title", "summary", "url", "section", "hashtags", "author")
@@ -103,13 +104,7 @@ class ChannelBase(_Strict):
         return destination_rate(self.rate_limit)
 
     def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
-        if event_type not in self.events:
-            return False
-        if not self.sections and not self.tags:
-            return True
-        if self.sections and section in self.sections:
-            return True
-        return bool(self.tags and set(self.tags) & set(tags))
+        return wants_event(self, event_type, section, tags)
 
     def secrets(self) -> list[str]:
         return [v for v in (getattr(self, k, None) for k in self.secret_keys) if isinstance(v, str) and v]
@@ -132,6 +127,9 @@ class BlueskyChannel(ChannelBase):
     type: Literal["bluesky"]
     default_base_url: ClassVar[str] = "https://bsky.social"
     secret_keys: ClassVar[tuple[str, ...]] = ("app_password",)
+    # The link card carries the URL (and is what readers tap), so the text leaves it out
+    # by default and keeps the room for the headline; "{url}" in a template still works.
+    template: str = "{title} {hashtags}"
     handle: str = Field(min_length=1)
     app_password: str = Field(repr=False, min_length=1)
 

@@ -256,3 +256,16 @@ def literal_host_refusal(url: str) -> str | None:
     if why:
         return f"{host} is a {why} address"
     return None
+
+
+def wants_event(dest, event_type: str, section: str | None, tags: list[str]) -> bool:
+    """Whether a destination (partner or channel) takes this event of a story with this
+    section and these tags: the event is one of its `events`, and the story matches any of
+    its `sections` or `tags` (or it lists neither)."""
+    if event_type not in dest.events:
+        return False
+    if not dest.sections and not dest.tags:
+        return True
+    if dest.sections and section in dest.sections:
+        return True
+    return bool(dest.tags and set(dest.tags) & set(tags))

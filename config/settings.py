@@ -49,6 +49,7 @@ from config.common import (  # noqa: F401 - re-exported
     validate_rate_limit,
     validate_retry_schedule,
     validate_timeout,
+    wants_event,
 )
 
 from config.channels import CHANNEL_TYPES, ChannelConfig  # noqa: E402
@@ -181,13 +182,7 @@ class PartnerConfig(_Strict):
         return destination_rate(self.rate_limit)
 
     def wants(self, event_type: str, section: str | None, tags: list[str]) -> bool:
-        if event_type not in self.events:
-            return False
-        if not self.sections and not self.tags:
-            return True
-        if self.sections and section in self.sections:
-            return True
-        return bool(self.tags and set(self.tags) & set(tags))
+        return wants_event(self, event_type, section, tags)
 
 
 class WebSubConfig(_Strict):

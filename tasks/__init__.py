@@ -1,1 +1,36 @@
-"""Celery tasks: thin wrappers that take ids, load what they need and call into `worker/`."""
+"""Celery tasks: thin wrappers that take ids, load what they need and call into `worker/`.
+
+Importing this package installs the Celery implementation of `worker.enqueue`, the one
+interface through which domain code schedules work."""
+
+from worker import enqueue
+
+
+class CeleryScheduler:
+    """`worker.enqueue.Scheduler` on Celery (task modules are imported on first use)."""
+
+    def deliver(self, delivery_ids: list[int], countdown: float = 0) -> None:
+        from tasks.deliver import deliver_batch
+
+        if countdown > 0:
+            deliver_batch.apply_async((delivery_ids,), countdown=countdown)
+        else:
+            deliver_batch.delay(delivery_ids)
+
+    def build(self, target: str, countdown: float) -> None:
+        from tasks.feeds import schedule_build
+
+        schedule_build(target, countdown)
+
+    def ping_hub(self, hub: str, topic: str) -> None:
+        from tasks.feeds import ping_hub
+
+        ping_hub.delay(hub, topic)
+
+    def poll_source(self, name: str) -> None:
+        from tasks.watch import poll_source
+
+        poll_source.delay(name)
+
+
+enqueue.install(CeleryScheduler())

@@ -1,31 +1,57 @@
-"""Partner delivery tasks. They take only delivery ids; the rows say what to send."""
+"""Delivery tasks (queue `deliver`), for every destination kind. They take only delivery
+ids; the rows say what to send and where."""
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
 
+from celery.signals import worker_process_shutdown
+
+from config.tunables import tunables
 from worker import runtime
-from worker.celery_app import MAX_BROKER_COUNTDOWN, app
-from worker.delivery import PartnerDeliverer
+from worker.celery import app
+from worker.delivery import DeliveryEngine
 from worker.store import utcnow
 
-_deliverer: PartnerDeliverer | None = None
+_engine: DeliveryEngine | None = None
 
 
-def deliverer() -> PartnerDeliverer:
-    # One per process, so connection pools, threads and signers are reused across tasks.
-    global _deliverer
-    if _deliverer is None:
-        _deliverer = PartnerDeliverer(runtime.store(), runtime.config(), redis_client=runtime.redis_client(),
-                                      schedule=schedule_later)
-    return _deliverer
+def engine() -> DeliveryEngine:
+    # One per process, so connection pools, threads, sessions and signers are reused across tasks.
+    global _engine
+    if _engine is None:
+        _engine = DeliveryEngine(runtime.store(), runtime.config(), redis_client=runtime.redis_client(),
+                                 schedule=schedule_later)
+    return _engine
+
+
+def reset_engine() -> None:
+    """Forget the engine (the configuration was reloaded)."""
+    global _engine
+    old, _engine = _engine, None
+    if old is not None:
+        old.close()
+
+
+@worker_process_shutdown.connect(weak=False)
+def _hand_back_in_flight(**_) -> None:
+    """A pool process stopping (warm shutdown): sends in flight get the soft-shutdown window,
+    rows still claimed are handed back so the next worker sends them at once."""
+    if _engine is not None:
+        try:
+            _engine.shutdown(timeout=max(0.0, tunables().soft_shutdown - 2.0))
+        except Exception:  # noqa: BLE001 - the leases expire and the sweep takes the rows
+            logging.getLogger("syndicate.delivery").warning("could not hand back deliveries in flight",
+                                                            exc_info=True)
 
 
 @app.task(name="tasks.deliver.deliver_batch")
 def deliver_batch(delivery_ids: list[int]) -> dict:
-    result = deliverer().run(delivery_ids)
-    return {"claimed": result.claimed, "sent": result.sent, "held": result.held, "superseded": result.superseded}
+    result = engine().run(delivery_ids)
+    return {"claimed": result.claimed, "sent": result.sent, "held": result.held, "superseded": result.superseded,
+            "poisoned": result.poisoned}
 
 
 def schedule_later(later: list[tuple[int, datetime]]) -> None:
@@ -34,10 +60,11 @@ def schedule_later(later: list[tuple[int, datetime]]) -> None:
     ETA message outlives the broker's visibility timeout. Rows due at about the same
     time share one task."""
     now = utcnow()
+    cutoff = tunables().max_broker_countdown
     buckets: dict[int, list[int]] = {}
     for delivery_id, when in later:
         delay = (when - now).total_seconds()
-        if delay > MAX_BROKER_COUNTDOWN:
+        if delay > cutoff:
             continue
         # Round up: a task that arrives before the row is due would find nothing to claim.
         buckets.setdefault(max(0, math.ceil(delay)), []).append(delivery_id)

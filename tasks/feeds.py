@@ -3,7 +3,7 @@
 import logging
 
 from worker import runtime
-from worker.celery_app import MAX_BROKER_COUNTDOWN, app
+from worker.celery import MAX_BROKER_COUNTDOWN, app
 from worker.feeds import build_news_sitemap, rebuild
 from worker.feeds.coalesce import (
     SITEMAP_TARGET,
@@ -13,6 +13,7 @@ from worker.feeds.coalesce import (
     request_rebuilds,
     take_request,
 )
+from worker.observability import report_feed_failed
 from worker.websub import HubError, display_url, notify, publish
 
 log = logging.getLogger("syndicate.feeds")
@@ -50,6 +51,7 @@ def build_feed(self, name: str, force: bool = False) -> None:
     except OSError as exc:
         # A full disk or a permissions slip: the rows went back to pending; try again
         # (the sweep would too, later).
+        report_feed_failed(feed=name, exc=exc, will_retry=True, retries=self.request.retries)  # monitoring
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
     if result is not None and result.changed and config.websub.hubs:
         notify(config, result.changed)
@@ -65,6 +67,7 @@ def build_sitemap(self) -> None:
     except BuildLockTimeout as exc:
         raise self.retry(exc=exc, countdown=5)
     except OSError as exc:
+        report_feed_failed(feed="news-sitemap", exc=exc, will_retry=True, retries=self.request.retries)  # monitoring
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries))
 
 

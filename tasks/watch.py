@@ -2,7 +2,7 @@
 import logging
 
 from worker import runtime
-from worker.celery_app import app
+from worker.celery import app
 from worker.watch import due_sources
 from worker.watch import poll_source as poll
 

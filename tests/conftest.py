@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, text
 from tests.support.partner_server import PartnerServer
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+# Data the tests read lives in the repository (origins in tests/fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
@@ -61,6 +62,9 @@ def pytest_configure(config):
     os.environ["DATABASE_URL"] = f"sqlite:///{scratch}/default.db"
     os.environ["FEEDS_DIR"] = f"{scratch}/feeds"
     os.environ.pop("SENTRY_DSN", None)
+    # In-process code that stores articles enqueues through worker.enqueue: install the Celery
+    # implementation now that REDIS_URL points at this run's own database.
+    import tasks  # noqa: F401
 
 
 def pytest_unconfigure(config):

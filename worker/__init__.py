@@ -1,6 +1,3 @@
-"""The syndication worker: the Celery application and the domain code it runs.
-
-`celery -A worker worker` finds the application here.
-"""
-
-from worker.celery_app import app  # noqa: F401
+"""The syndication worker's domain code. Importing it builds no Celery app: the app
+is `worker.celery.app` (where `celery -A worker` finds it), and domain code schedules
+work only through `worker.enqueue`, which `tasks/` implements."""

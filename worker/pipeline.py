@@ -21,7 +21,8 @@ from config import SyndicationConfig
 from worker.articles import Article, iso
 from worker.feeds.index import index_article
 from worker.sanitize import sanitize_html
-from worker.store import ArticleRow, DeliveryRow, EventRow, PartnerStateRow, utcnow
+from worker.delivery.destinations import disabled_row_clause
+from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
 
 log = logging.getLogger("syndicate.pipeline")
 
@@ -118,8 +119,10 @@ def record_article(session: Session, article: Article, config: SyndicationConfig
     session.add(event)
     session.flush()
     result.event_type, result.event_id, result.version = event_type, event.id, version
+    published_at = existing.published_at if event_type == UNPUBLISHED else article.published_at
     create_deliveries(session, event, config, article.section, article.tags, now,
-                      previous=(previous_section, previous_tags) if was_published else None, result=result)
+                      previous=(previous_section, previous_tags) if was_published else None, result=result,
+                      published_at=published_at)
     return result
 
 
@@ -132,15 +135,16 @@ def create_deliveries(
     now: datetime,
     previous: tuple[str | None, list[str]] | None,
     result: Recorded,
+    published_at: datetime | None = None,
 ) -> None:
-    """One delivery row per destination that should see this event."""
+    """One delivery row per destination that should see this event: feeds, partners, channels."""
     rows: list[DeliveryRow] = []
 
-    def add(kind: str, destination: str) -> DeliveryRow:
+    def add(kind: str, destination: str, due: datetime = now) -> DeliveryRow:
         row = DeliveryRow(
             event_id=event.id, article_id=event.article_id, version=event.version, event_type=event.type,
             kind=kind, destination=destination, message_id=new_message_id(), status="pending",
-            attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now,
+            attempts=0, next_attempt_at=due, queued_at=now if due <= now else None, created_at=now, updated_at=now,
         )
         rows.append(row)
         return row
@@ -155,35 +159,57 @@ def create_deliveries(
     for partner in config.partners:
         if partner.wants(event.type, section, tags):
             partner_rows.append(add("partner", partner.name))
+    channel_rows = []
+    for channel in config.channels:
+        if channel.wants(event.type, section, tags):
+            channel_rows.append(add("channel", channel.name, channel_due(channel, event.type, published_at, now)))
     session.add_all(rows)
     # An older version still waiting must never land after this one: supersede it.
-    supersede_older(session, event, [r.destination for r in partner_rows], now)
+    supersede_older(session, event, "partner", [r.destination for r in partner_rows], now)
+    supersede_older(session, event, "channel", [r.destination for r in channel_rows], now)
     session.flush()
     result.partner_deliveries = [r.id for r in partner_rows]
+    # Rows held by a channel's `delay` are left to the sweep, which takes them when due.
+    result.channel_deliveries = [r.id for r in channel_rows if r.queued_at is not None]
 
 
-def supersede_older(session: Session, event: EventRow, partners: list[str], now: datetime) -> None:
-    if not partners:
+def channel_due(channel, event_type: str, published_at: datetime | None, now: datetime) -> datetime:
+    """When a channel posts: `delay` after the story's publication (a withdrawal at once)."""
+    if channel.delay and event_type != UNPUBLISHED and published_at is not None:
+        return max(now, published_at + timedelta(seconds=channel.delay))
+    return now
+
+
+def supersede_older(session: Session, event: EventRow, kind: str, names: list[str], now: datetime) -> None:
+    if not names:
         return
+    conditions = [
+        DeliveryRow.article_id == event.article_id,
+        DeliveryRow.kind == kind,
+        DeliveryRow.destination.in_(names),
+        DeliveryRow.event_id < event.id,
+        DeliveryRow.status == "pending",
+    ]
+    if kind == "channel":
+        # A channel post already tried may exist (its answer lost): it finishes first, and
+        # the newer version then edits it, rather than risking a second post.
+        conditions.append(DeliveryRow.attempts == 0)
     session.execute(
-        update(DeliveryRow)
-        .where(
-            DeliveryRow.article_id == event.article_id,
-            DeliveryRow.kind == "partner",
-            DeliveryRow.destination.in_(partners),
-            DeliveryRow.event_id < event.id,
-            DeliveryRow.status == "pending",
-        )
+        update(DeliveryRow).where(*conditions)
         .values(status="superseded", last_error=f"superseded by event {event.id} ({event.type})", updated_at=now,
                 next_attempt_at=None)
         .execution_options(synchronize_session=False)
     )
 
 
-def republish_article(store, config: SyndicationConfig, article_id: str,
-                      partners: list[str] | None = None) -> Recorded:
-    """A new event for an article's current state, to partners only: new messages with new
-    webhook-ids (a partner that dropped its copy gets it again). Feeds are not touched."""
+def republish_article(store, config: SyndicationConfig, article_id: str, partners: list[str] | None = None,
+                      to: list[str] | None = None) -> Recorded:
+    """A new event for an article's current state, to the destinations it qualifies for
+    (or only those named in `to`): new messages with new ids, so a partner that dropped
+    its copy gets it again. A channel that already has a post of the story gets it
+    edited (or left as it is where posts cannot be edited), never a second post.
+    Feeds are not touched."""
+    names = set(to or []) | set(partners or []) if (to or partners) else None
     with store.session() as session:
         row = session.get(ArticleRow, article_id, with_for_update=True)
         if row is None:
@@ -198,23 +224,27 @@ def republish_article(store, config: SyndicationConfig, article_id: str,
         session.add(event)
         session.flush()
         result = Recorded(row.id, event_type=event_type, event_id=event.id, version=row.version)
-        wanted = [p for p in config.partners if p.wants(event_type, row.section, list(row.tags or []))
-                  and (partners is None or p.name in partners)]
-        rows = [DeliveryRow(event_id=event.id, article_id=row.id, version=row.version, event_type=event_type,
-                            kind="partner", destination=p.name, message_id=new_message_id(), status="pending",
-                            attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now)
-                for p in wanted]
-        session.add_all(rows)
-        supersede_older(session, event, [p.name for p in wanted], now)
+        tags = list(row.tags or [])
+        made = []
+        for kind, dests in (("partner", config.partners), ("channel", config.channels)):
+            wanted = [d for d in dests if d.wants(event_type, row.section, tags) and (names is None or d.name in names)]
+            rows = [DeliveryRow(event_id=event.id, article_id=row.id, version=row.version, event_type=event_type,
+                                kind=kind, destination=d.name, message_id=new_message_id(), status="pending",
+                                attempts=0, next_attempt_at=now, queued_at=now, created_at=now, updated_at=now)
+                    for d in wanted]
+            session.add_all(rows)
+            supersede_older(session, event, kind, [d.name for d in wanted], now)
+            made.append(rows)
         session.flush()
-        result.partner_deliveries = [r.id for r in rows]
+        result.partner_deliveries = [r.id for r in made[0]]
+        result.channel_deliveries = [r.id for r in made[1]]
     log_recorded(result)
     return result
 
 
 def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
     """Enqueue the work for committed events. Call only after the transaction committed."""
-    from tasks.deliver import deliver_batch
+    from worker import enqueue
 
     feeds: set[str] = set()
     for rec in recorded:
@@ -222,16 +252,17 @@ def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
             continue
         feeds.update(rec.feed_names)
     # One task per article fan-out; several articles stored together share a task, up to
-    # DISPATCH_BATCH deliveries (sends to different partners, and to one, run in parallel).
+    # DISPATCH_BATCH deliveries (sends to different destinations, and to one, run in parallel).
     batch: list[int] = []
     for rec in recorded:
-        if rec.changed and rec.partner_deliveries:
-            if batch and len(batch) + len(rec.partner_deliveries) > DISPATCH_BATCH:
-                deliver_batch.delay(batch)
+        ids = rec.partner_deliveries + rec.channel_deliveries
+        if rec.changed and ids:
+            if batch and len(batch) + len(ids) > DISPATCH_BATCH:
+                enqueue.deliver(batch)
                 batch = []
-            batch += rec.partner_deliveries
+            batch += ids
     if batch:
-        deliver_batch.delay(batch)
+        enqueue.deliver(batch)
     if any(rec.changed for rec in recorded):
         request_feed_builds(feeds, config)
 
@@ -264,8 +295,9 @@ def ingest_articles(articles: list[Article], config: SyndicationConfig, store, o
 
 def log_recorded(rec: Recorded) -> None:
     if rec.changed:
-        log.info("article=%s stage=stored event=%s version=%s feeds=%d partners=%d",
-                 rec.article_id, rec.event_type, rec.version, len(rec.feed_names), len(rec.partner_deliveries))
+        log.info("article=%s stage=stored event=%s version=%s feeds=%d partners=%d channels=%d",
+                 rec.article_id, rec.event_type, rec.version, len(rec.feed_names), len(rec.partner_deliveries),
+                 len(rec.channel_deliveries))
     else:
         # Pollers re-read an overlap on every poll: an unchanged article is not a stage.
         log.debug("article=%s stage=stored event=none (unchanged)", rec.article_id)
@@ -275,14 +307,13 @@ def due_deliveries(session: Session, now: datetime, requeue_after: timedelta, li
     """Rows that should be running but whose task is not on its way: never queued, queued
     long ago (the message was lost), or claimed by a worker whose lease ran out."""
     stale = now - requeue_after
-    # A disabled partner's deliveries wait for `syndicate partners enable`, not for the sweep.
-    disabled = select(PartnerStateRow.name).where(PartnerStateRow.disabled.is_(True))
+    # A disabled destination's deliveries wait for `syndicate destinations enable`, not for the sweep.
     pending = select(DeliveryRow).where(
         DeliveryRow.status == "pending",
         DeliveryRow.next_attempt_at <= now,
         (DeliveryRow.queued_at.is_(None)) | (DeliveryRow.queued_at <= stale)
         | (DeliveryRow.queued_at < DeliveryRow.next_attempt_at),
-        ~((DeliveryRow.kind == "partner") & DeliveryRow.destination.in_(disabled)),
+        ~disabled_row_clause(),
     ).order_by(DeliveryRow.next_attempt_at).limit(limit)
     orphaned = select(DeliveryRow).where(
         DeliveryRow.status == "sending", DeliveryRow.lease_until < now

@@ -15,8 +15,10 @@ cover, failures backed off and reported once, rejections recorded.
    crash anywhere makes the next poll read the batch again, which changes nothing.
 3. Success resets the failure count and schedules the next poll after `interval`;
    a failure keeps the cursor, counts, and schedules the next try with exponential
-   backoff and jitter. The first failure is logged at ERROR (and so reaches Sentry),
-   the later ones at INFO; the recovery is logged once, at WARNING.
+   backoff and jitter. The first failure is logged at ERROR, the later ones at INFO; the
+   recovery is logged once, at WARNING. In Sentry a failure is a breadcrumb until the
+   source has been failing longer than SYNDICATE_SOURCE_ALERT_AFTER, then an event in one
+   issue per source (worker.observability.report_source_failing).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from config import SourceConfig, SyndicationConfig
 from worker.articles import Article, iso, last_per_id
-from worker.observability import redact
+from worker.observability import redact, report_source_failing
 from worker.pipeline import PUBLISHED, UNPUBLISHED, UPDATED, Recorded, dispatch, log_recorded, record_article
 from worker.sanitize import printable
 from worker.sources.base import Batch, KnownArticle, Rejection, Source, SourceError
@@ -346,6 +348,9 @@ def _record_failure(store: Store, source_config: SourceConfig, exc: SourceError,
     result.status, result.error = "failed", message
     result.consecutive_failures, result.next_poll_at = failures, next_at
     wait = max(0, round((next_at - utcnow()).total_seconds()))
+    # monitoring: failing past the threshold is one Sentry issue per source (a breadcrumb before)
+    report_source_failing(source=name, source_type=source_config.type, failures=failures, failing_since=since,
+                          error=message, permanent=exc.permanent)
     if failures == 1:
         log.error("source=%s is failing: %s; cursor kept at %s; retrying in %ss, backing off while it fails",
                   name, message, result.cursor, wait, exc_info=exc_info)

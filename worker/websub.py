@@ -90,11 +90,11 @@ def publish(hub: str, topic: str, timeout: float = TIMEOUT, session: requests.Se
 
 def notify(config, changed_files) -> int:
     """Enqueue one ping per (hub, changed feed file); return how many."""
-    from tasks.feeds import ping_hub
+    from worker import enqueue
 
     count = 0
     for topic in topics(config, changed_files):
         for hub in config.websub.hubs:
-            ping_hub.delay(hub, topic)
+            enqueue.ping_hub(hub, topic)
             count += 1
     return count

@@ -107,7 +107,19 @@ def test_a_missing_file_says_how_to_make_one(tmp_path):
     assert "syndication.example.toml" in str(info.value)
 
 
-def test_the_shipped_example_is_valid_once_its_variables_are_set():
-    config = load_config(REPO / "config" / "syndication.example.toml", env={"AGGREGATOR_SECRET": GOOD_SECRET})
+def test_the_shipped_example_is_valid_as_it_is():
+    # Out of the box it needs nothing but Redis: no variables, no reachable site or partner.
+    config = load_config(REPO / "config" / "syndication.example.toml", env={})
     assert [f.name for f in config.feeds] == ["all", "world"]
+    assert [(s.name, s.type) for s in config.sources] == [("dropbox", "directory")]
+    assert config.partners == []
+
+
+def test_the_examples_partner_block_is_valid_once_uncommented():
+    text = (REPO / "config" / "syndication.example.toml").read_text()
+    block = text[text.index("# [[partners]]"):].split("\n\n")[0]
+    partner = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    site = text[text.index("[site]"):text.index("# Where articles come from")]
+    config = parse_config(site + partner, "x.toml", {"AGGREGATOR_SECRET": GOOD_SECRET,
+                                                      "AGGREGATOR_OLD_SECRET": new_secret()})
     assert config.partners[0].retry_schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]

@@ -1,5 +1,5 @@
 """A stand-in WordPress: `/wp-json/wp/v2/posts` with the REST API's real semantics, serving
-`shared/fixtures/wordpress/posts.json` (which is exactly what a real WordPress answers),
+`tests/fixtures/wordpress/posts.json` (which is exactly what a real WordPress answers),
 editable while a test runs and able to fail on demand.
 
 What it checks and does as WordPress does:
@@ -47,7 +47,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "wordpress" / "posts.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wordpress" / "posts.json"
 API = "/wp-json/wp/v2"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?$")
 STATUSES = {"publish", "future", "draft", "pending", "private", "trash", "auto-draft", "inherit"}

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from worker import runtime
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store, console, err_console, text
+from worker.cli.common import _load_config_or_exit, _print_table, _ready_store, cell, console, err_console
 from worker.sanitize import printable
+
 
 # The largest file `ingest` reads, as for a drop folder's files.
 MAX_INGEST_BYTES = 20_000_000
@@ -93,13 +94,21 @@ def ingest(files: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("article_id")
+@click.argument("article_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(article_id: str, as_json: bool) -> None:
-    """An article and, per destination, its delivery status."""
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Without an id: how many recent articles.")
+@click.option("--watch", is_flag=True, help="Without an id: refresh every 2 seconds until Ctrl-C.")
+def status(article_id: str | None, as_json: bool, limit: int, watch: bool) -> None:
+    """An article and, per destination, its delivery status; without an id, the most recently
+    changed articles with each destination's state."""
     from worker.status import article_status
 
-    report = article_status(runtime.store(), article_id)
+    store = runtime.store()
+    if article_id is None:
+        _recent(store, limit, as_json, watch)
+        return
+    report = article_status(store, article_id)
     if report is None:
         err_console.print(f"no article '{printable(article_id)}' in the store", markup=False)
         sys.exit(1)
@@ -110,15 +119,54 @@ def status(article_id: str, as_json: bool) -> None:
     if art is None:
         console.print(f"{printable(article_id)}  (never stored)", markup=False)
     else:
-        console.print(text(art["id"]) + text("  ") + text(art["title"], style="bold"))
+        console.print(cell(art["id"]) + cell("  ") + cell(art["title"], style="bold"))
         console.print(f"  status {art['status']}  version {art['version']}  published {art['published_at']}  "
                       f"updated {art['updated_at']}", markup=False)
-    table = Table("destination", "event", "version", "status", "attempts", "last error", "when")
+    table = Table("destination", "event", "version", "status", "attempts", "post / last error", "when")
     for d in report["deliveries"]:
-        table.add_row(text(f"{d['kind']}:{d['destination']}"), text(d["event"]), text(d["version"][:8]),
-                      text(d["status"]), text(d["attempts"]), text((d["last_error"] or "")[:80]),
-                      text(d["updated_at"]))
-    console.print(table)
+        detail = d["post_url"] or ("post deleted" if d["deleted"] else "") or (d["last_error"] or "")
+        table.add_row(cell(f"{d['kind']}:{d['destination']}"), cell(d["event"]), cell(d["version"][:8]),
+                      cell(d["status"]), cell(d["attempts"]), cell(detail[:100]), cell(d["updated_at"]))
+    _print_table(table)
+    for c in report.get("cleaning", []):
+        console.print(f"  cleaned ({c['event']}): " + printable("; ".join(map(str, c["notes"] or [])), 2000),
+                      markup=False)
     for r in report.get("rejections", []):
         console.print(f"  rejected {r['created_at']} ({printable(r['source'])}): {printable(r['reason'], 2000)}",
-                      markup=False, soft_wrap=True)
+                      markup=False)
+
+
+def _recent_table(rows: list[dict]) -> Table:
+    table = Table("article", "title", "status", "changed", "destinations")
+    for r in rows:
+        dests = "  ".join(f"{k}:{n} {st}" for (k, n), st in sorted(r["destinations"].items()))
+        table.add_row(cell(r["id"]), cell(r["title"][:60]), r["status"], r["changed_at"] or "", cell(dests))
+    return table
+
+
+def _recent(store, limit: int, as_json: bool, watch: bool) -> None:
+    import time
+
+    from worker.status import recent_articles
+
+    if as_json:
+        rows = recent_articles(store, limit)
+        click.echo(json.dumps([dict(r, destinations={f"{k}:{n}": st for (k, n), st in r["destinations"].items()})
+                               for r in rows], indent=2, default=str))
+        return
+    if not watch:
+        rows = recent_articles(store, limit)
+        if not rows:
+            console.print("no article in the store yet", markup=False)
+            return
+        _print_table(_recent_table(rows))
+        return
+    from rich.live import Live
+
+    try:
+        with Live(_recent_table(recent_articles(store, limit)), console=console._get(), refresh_per_second=1) as live:
+            while True:
+                time.sleep(2)
+                live.update(_recent_table(recent_articles(store, limit)))
+    except KeyboardInterrupt:
+        pass

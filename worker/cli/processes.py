@@ -1,13 +1,19 @@
-"""`run`, `worker`, `beat`: the long-running processes."""
+"""`run`, `worker`, `beat`, `flower`: the long-running processes.
+
+Each passes its `--loglevel` on in SYNDICATE_LOG_LEVEL, which decides whether Celery's
+per-run lines for the periodic tasks are logged (only at debug; worker.logformat).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store
+from worker.cli.common import _load_config_or_exit, _ready_store, err_console
 
 def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h"]
@@ -29,11 +35,15 @@ _QUEUE_HELP = "Queues to consume (comma-separated)."
 @click.option("--pool", default=None, help="Celery pool (prefork, threads, solo).")
 def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """The main job on one machine: migrate, then a worker on every queue with beat embedded."""
-    from worker.celery_app import QUEUES, app
+    from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
     _ready_store()
     Path("var").mkdir(exist_ok=True)
+    os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
+    # It runs in the foreground until stopped; say so before Celery's banner.
+    err_console.print("syndicate run: a worker with beat, in the foreground (logs follow). Ctrl-C stops it; "
+                      "running sends get the soft-shutdown time to finish.", markup=False)
     app.worker_main(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
 
 
@@ -44,17 +54,45 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
 @click.option("--pool", default=None)
 def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """A worker without the beat schedule (run `syndicate beat` once, elsewhere)."""
-    from worker.celery_app import QUEUES, app
+    from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
+    os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
     app.worker_main(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
 
 
 @main.command()
 @click.option("--loglevel", default="INFO")
-def beat(loglevel: str) -> None:
-    """The periodic scheduler alone (exactly one per deployment)."""
-    from worker.celery_app import app
+@click.option("--pidfile", default=None, envvar="SYNDICATE_BEAT_PIDFILE",
+              help="Write the process id here (`syndicate reload` signals it).")
+def beat(loglevel: str, pidfile: str | None) -> None:
+    """The periodic scheduler alone (one active per deployment; more wait as standby).
+
+    The schedule and a lock live in Redis (celery-redbeat): a second `beat` waits for the
+    lock and takes over when the first stops. SIGHUP re-reads the configuration."""
+    from worker.celery import app
 
     Path("var").mkdir(exist_ok=True)
-    app.start(argv=["beat", "--loglevel", loglevel])
+    os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
+    argv = ["beat", "--loglevel", loglevel]
+    if pidfile:
+        argv += ["--pidfile", pidfile]
+    app.start(argv=argv)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="0.0.0.0", show_default=True)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str, flower_args: tuple[str, ...]) -> None:
+    """Celery's monitoring UI (Flower), behind basic auth from FLOWER_BASIC_AUTH.
+
+    FLOWER_BASIC_AUTH is "user:password" (several: "a:pw1,b:pw2"); without it Flower is
+    not started. Further Flower options (e.g. --url_prefix=flower) are passed on."""
+    if not os.environ.get("FLOWER_BASIC_AUTH", "").strip() or ":" not in os.environ["FLOWER_BASIC_AUTH"]:
+        err_console.print("FLOWER_BASIC_AUTH is not set (as user:password): Flower would be open to anyone "
+                          "who can reach it, so it is not started", markup=False)
+        sys.exit(2)
+    from worker.celery import app
+
+    app.start(argv=["flower", f"--port={port}", f"--address={address}", *flower_args])

@@ -1,5 +1,7 @@
-"""Delivering to partners: the policy that decides each outcome, the executor that
-claims, gates, sends and records, partner health in Redis, and the SSRF guard."""
+"""Delivering to every destination kind — partners and social channels — on one engine:
+the policy that decides each outcome, claim, gates (breaker, pauses, rate limits),
+send through each kind's transport, record; destination health in Redis; the SSRF guard."""
 
-from worker.delivery.executor import PartnerDeliverer, RunResult, disable_partner  # noqa: F401
+from worker.delivery.destinations import disable_partner  # noqa: F401
+from worker.delivery.engine import DeliveryEngine, PartnerDeliverer, RunResult  # noqa: F401
 from worker.delivery.policy import Decision, DeliveryPolicy, parse_retry_after  # noqa: F401

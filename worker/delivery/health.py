@@ -1,29 +1,32 @@
-"""Partner fairness and health, shared by every worker through Redis.
+"""Destination fairness and health, shared by every worker through Redis. Keys name a
+destination as "<kind>:<name>" (partner:acme, channel:mastodon-main).
 
-- `RateLimiter`: a per-partner GCRA limit ("20/s"), taken in bulk by a Lua script
-  (one round trip for a whole batch) on Redis's clock, so all workers share it.
-- `CircuitBreaker`: a partner that failed N attempts in a row (default 10) is paused
-  for a cool-off; after it, one half-open probe is let through; success closes the
-  circuit, failure reopens it with a doubled cool-off (up to a cap).
+- `RateLimiter`: a per-destination GCRA limit ("20/s", and a channel's daily cap), taken
+  in bulk by a Lua script (one round trip for a whole batch) on Redis's clock, so all
+  workers share it.
+- `CircuitBreaker`: a destination that failed N attempts in a row (default 10) with
+  signs of ill health (5xx, timeouts, connection errors) is paused for a cool-off;
+  after it, one half-open probe is let through; success closes the circuit, failure
+  reopens it with a doubled cool-off (up to a cap).
+- `Pacer`: a destination that asked us to slow down (429 or 503 with Retry-After) is
+  left alone until the time it gave, by every worker; pacing never counts toward the
+  breaker, and a paused destination's probe waits for the pause to end.
 
-Both are health, not truth: if Redis loses them (a restart), the worst case is a
-partner being tried again a little early. What must survive lives in the store
-(delivery rows, and `partner_state` for a partner disabled by 410 or an operator).
+All are health, not truth: if Redis loses them (a restart), the worst case is a
+destination being tried again a little early. What must survive lives in the store
+(delivery rows, and `destination_state` for one disabled by policy or an operator).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import redis
 
-PREFIX = "syndicate:partner:"
+from config.tunables import tunables
 
-BREAKER_THRESHOLD = int(os.environ.get("SYNDICATE_BREAKER_THRESHOLD", "10"))
-BREAKER_COOLOFF = float(os.environ.get("SYNDICATE_BREAKER_COOLOFF", "60"))
-BREAKER_COOLOFF_MAX = float(os.environ.get("SYNDICATE_BREAKER_COOLOFF_MAX", "3600"))
+PREFIX = "syndicate:dest:"
 
 # GCRA: KEYS[1] = the partner's theoretical arrival time (ms); ARGV = emission interval (ms),
 # burst tolerance (ms), tokens wanted. Returns {granted, ms until the next token}.
@@ -71,12 +74,13 @@ class BreakerState:
 
 
 class CircuitBreaker:
-    def __init__(self, client: redis.Redis, threshold: int = BREAKER_THRESHOLD, cooloff: float = BREAKER_COOLOFF,
-                 cooloff_max: float = BREAKER_COOLOFF_MAX):
+    def __init__(self, client: redis.Redis, threshold: int | None = None, cooloff: float | None = None,
+                 cooloff_max: float | None = None):
+        t = tunables()
         self.client = client
-        self.threshold = threshold
-        self.cooloff = cooloff
-        self.cooloff_max = cooloff_max
+        self.threshold = t.breaker_threshold if threshold is None else threshold
+        self.cooloff = t.breaker_cooloff if cooloff is None else cooloff
+        self.cooloff_max = t.breaker_cooloff_max if cooloff_max is None else cooloff_max
 
     def _keys(self, partner: str) -> tuple[str, str, str, str]:
         base = PREFIX + partner
@@ -169,3 +173,38 @@ class CircuitBreaker:
 
     def reset(self, partner: str) -> None:
         self.client.delete(*self._keys(partner))
+
+
+class Pacer:
+    """Destinations paused until a time they asked for (Retry-After), shared by all workers."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    @staticmethod
+    def _key(destination: str) -> str:
+        return PREFIX + destination + ":paused_until"
+
+    def pause(self, destination: str, until: float, now: float | None = None) -> None:
+        """Pause until `until` (epoch seconds), never shortening a longer pause."""
+        now = time.time() if now is None else now
+        if until <= now:
+            return
+        key = self._key(destination)
+        pipe = self.client.pipeline()
+        pipe.get(key)
+        (current,) = pipe.execute()
+        if current is not None and float(current) >= until:
+            return
+        self.client.set(key, until, px=int((until - now) * 1000) + 1000)
+
+    def paused_until(self, destinations: list[str], now: float | None = None) -> dict[str, float]:
+        """The destinations paused now, with when their pause ends (one round trip)."""
+        now = time.time() if now is None else now
+        if not destinations:
+            return {}
+        values = self.client.mget([self._key(d) for d in destinations])
+        return {d: float(v) for d, v in zip(destinations, values, strict=True) if v is not None and float(v) > now}
+
+    def clear(self, destination: str) -> None:
+        self.client.delete(self._key(destination))

@@ -80,12 +80,11 @@ def build_lock(client: redis_lib.Redis, target: str, wait: float = LOCK_WAIT) ->
 def request_rebuilds(feed_names, settings, sitemap: bool = True) -> None:
     """Ask, through the process's Redis, for coalesced builds of these feeds (and the news sitemap).
     `settings` is the configuration's `[feed_settings]`."""
-    from tasks.feeds import schedule_build
-    from worker import runtime
+    from worker import enqueue, runtime
 
     client = runtime.redis_client()
     window = settings.rebuild_window
     for name in sorted(set(feed_names)):
-        request_build(client, feed_target(name), window, schedule_build)
+        request_build(client, feed_target(name), window, enqueue.build)
     if sitemap and settings.news_sitemap:
-        request_build(client, SITEMAP_TARGET, window, schedule_build)
+        request_build(client, SITEMAP_TARGET, window, enqueue.build)

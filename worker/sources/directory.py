@@ -65,6 +65,11 @@ class DirectorySource(Source):
         return f"folder {self.root}"
 
     def poll(self, cursor: dict, context: SourceContext) -> Iterator[Batch]:
+        try:
+            # A drop folder that is not there yet is made, so a fresh deployment is ready for files.
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"directory {self.root} cannot be created: {exc.strerror}", permanent=True) from None
         if not self.root.is_dir():
             raise SourceError(f"directory {self.root} does not exist or is not a directory", permanent=True)
         try:

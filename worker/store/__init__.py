@@ -5,7 +5,7 @@ from worker.store.models import (  # noqa: F401
     AttemptRow,
     DeliveryRow,
     EventRow,
-    PartnerStateRow,
+    DestinationStateRow,
     RejectionRow,
     SourceStateRow,
     utcnow,

@@ -109,6 +109,8 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON)
     origin: Mapped[str] = mapped_column(String(40), default="ingest")
+    # What cleaning removed from the publisher's input (markup, control characters, ...).
+    notes: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -125,7 +127,7 @@ class DeliveryRow(Base):
     article_id: Mapped[str] = mapped_column(String(300), index=True)
     version: Mapped[str] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(20))  # partner | feed | channel
+    kind: Mapped[str] = mapped_column(String(20))  # partner | channel | feed
     destination: Mapped[str] = mapped_column(String(100))
     message_id: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -138,6 +140,9 @@ class DeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     remote_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # The post on a social platform: {"id", "url", ...}; saved before a risky step too
+    # (a Bluesky rkey chosen before the first try), so a retry finishes the same post.
+    remote: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -166,6 +171,8 @@ class AttemptRow(Base):
     # timeout | connection_error | dns_error | blocked_address | tls_error | http_<status> ...
     error_class: Mapped[str | None] = mapped_column(String(60), nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # The worker process that made it (host and pid), so an attempt whose worker died is known.
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SourceStateRow(Base):
@@ -197,16 +204,19 @@ class RejectionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class PartnerStateRow(Base):
-    """Operator- or policy-set state of a partner (disabled on 410, paused by the breaker)."""
+class DestinationStateRow(Base):
+    """Operator- or policy-set state of a destination (a partner or a channel): disabled by
+    an operator, by a 410 Gone, or by a platform refusing its credentials. Health that may
+    be lost (the breaker, pauses) lives in Redis; this must not be."""
 
-    __tablename__ = "partner_state"
+    __tablename__ = "destination_state"
 
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # partner | channel
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    disabled_by: Mapped[str | None] = mapped_column(String(40), nullable=True)  # "policy" (HTTP 410) | "operator"
+    disabled_by: Mapped[str | None] = mapped_column(String(40), nullable=True)  # "policy" | "operator"
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

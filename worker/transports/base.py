@@ -153,17 +153,26 @@ class Transport(ABC):
 
     def deliver(self, dest, post: Post) -> Outcome:
         """What the engine calls: send, update or delete according to the event and to
-        whether the article already has a live post here."""
+        whether the article already has a live post here (`post.previous`)."""
+        live = post.previous if post.previous and not post.previous.get("deleted") else None
         if post.event_type == UNPUBLISHED:
-            if not post.previous or not post.previous.get("id"):
+            if live is None:
                 return Outcome.skip("no post to delete")
+            if not live.get("id"):
+                return Outcome.skip("the post has an unknown id (its answer was lost); delete it by hand",
+                                    remote=dict(live))
             if not self.follows_deletes:
                 return Outcome.skip(f"{self.type} posts are not deleted")
             return self.delete(dest, post)
-        if post.event_type == UPDATED and post.previous and post.previous.get("id"):
+        # An edit — or a republish of a story that already has a post here: edited, never
+        # posted twice.
+        if live is not None:
+            if not live.get("id"):
+                return Outcome.skip("an earlier post of this story exists or may exist, with an unknown id "
+                                    "(its answer was lost); not posted again — check the channel", remote=dict(live))
             if not self.follows_edits:
                 return Outcome.skip(f"{self.type} posts cannot be edited; the original stays up",
-                                    remote=dict(post.previous))
+                                    remote=dict(live))
             return self.update(dest, post)
         # Published, or updated with nothing posted yet (the first post failed, or the
         # story only now matches this channel's filters): a new post.

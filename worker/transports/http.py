@@ -30,11 +30,16 @@ POOL_SIZE = 16
 
 class RequestFailed(Exception):
     """No HTTP answer: `error_class` is timeout | connection_error | dns_error | tls_error |
-    blocked_address | too_large."""
+    blocked_address | too_large.
 
-    def __init__(self, error_class: str, message: str, duration_ms: int = 0):
+    `sent` says whether the whole request had been written when it failed: if not, the
+    server cannot have carried it out (safe to send again); if so, it may have been (a
+    timeout or reset while waiting for the answer), which matters for requests without
+    an idempotency key."""
+
+    def __init__(self, error_class: str, message: str, duration_ms: int = 0, sent: bool = False):
         super().__init__(message)
-        self.error_class, self.duration_ms = error_class, duration_ms
+        self.error_class, self.duration_ms, self.sent = error_class, duration_ms, sent
 
     def outcome(self, **kwargs) -> Outcome:
         return Outcome(error_class=self.error_class, error=str(self)[:500], duration_ms=self.duration_ms, **kwargs)
@@ -140,9 +145,10 @@ class HttpClient:
 
     def request(self, method: str, url: str, *, timeout: float, allow_private: bool = False,
                 headers: dict[str, str] | None = None, body: bytes | None = None, json_body=None,
-                form: dict | None = None, max_body: int = RESPONSE_BODY_KEEP) -> Response:
+                form: dict | None = None, max_body: int = RESPONSE_BODY_KEEP, cut: bool = False) -> Response:
         """One request; raises RequestFailed when no answer came. `json_body` and `form`
-        set the body and its content type."""
+        set the body and its content type. An answer longer than `max_body` is an error
+        (`too_large`), or with `cut`, kept only up to `max_body` bytes."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestFailed("bad_url", f"not an absolute http(s) URL: {url[:200]!r}")
@@ -157,13 +163,21 @@ class HttpClient:
         pool = self._pool(parts, allow_private, timeout)
         started = time.monotonic()
         conn = None
+        sent = False
         try:
             conn = pool.get()
             conn.request(method, _target(parts), body=body, headers=send_headers)
+            sent = True
             resp = conn.getresponse()
             content = resp.read(max_body + 1)
             too_large = len(content) > max_body
-            reusable = not too_large and not resp.read(64 * 1024) and not resp.will_close
+            if too_large and cut:
+                content, too_large = content[:max_body], False
+                # Drain a little so the connection can be reused; past that, close it rather
+                # than read a huge answer nobody keeps.
+                reusable = not resp.read(64 * 1024) and not resp.will_close
+            else:
+                reusable = not too_large and not resp.read(64 * 1024) and not resp.will_close
             status, resp_headers = resp.status, resp.headers
             if reusable:
                 pool.put(conn)
@@ -171,21 +185,21 @@ class HttpClient:
                 conn.close()
             conn = None
         except BlockedAddress as exc:
-            raise self._failed("blocked_address", exc, started) from None
+            raise self._failed("blocked_address", exc, started, sent) from None
         except socket.gaierror as exc:
-            raise self._failed("dns_error", exc, started) from None
+            raise self._failed("dns_error", exc, started, sent) from None
         except (TimeoutError, socket.timeout) as exc:
-            raise self._failed("timeout", exc, started) from None
+            raise self._failed("timeout", exc, started, sent) from None
         except ssl.SSLError as exc:
-            raise self._failed("tls_error", exc, started) from None
+            raise self._failed("tls_error", exc, started, sent) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise self._failed("connection_error", exc, started) from None
+            raise self._failed("connection_error", exc, started, sent) from None
         finally:
             if conn is not None:
                 conn.close()
         duration = int((time.monotonic() - started) * 1000)
         if too_large:
-            raise RequestFailed("too_large", f"the answer is larger than {max_body} bytes", duration)
+            raise RequestFailed("too_large", f"the answer is larger than {max_body} bytes", duration, sent=True)
         return Response(status, resp_headers, content, duration)
 
     def fetch(self, url: str, *, timeout: float, allow_private: bool = False, max_bytes: int,
@@ -196,9 +210,10 @@ class HttpClient:
                             headers={"accept": accept}, max_body=max_bytes)
 
     @staticmethod
-    def _failed(kind: str, exc: Exception, started: float) -> RequestFailed:
+    def _failed(kind: str, exc: Exception, started: float, sent: bool = False) -> RequestFailed:
         text = str(exc) or type(exc).__name__
-        return RequestFailed(kind, f"{type(exc).__name__}: {text}"[:500], int((time.monotonic() - started) * 1000))
+        return RequestFailed(kind, f"{type(exc).__name__}: {text}"[:500], int((time.monotonic() - started) * 1000),
+                             sent=sent)
 
     def close(self) -> None:
         with self._lock:

@@ -12,9 +12,9 @@ platform's limit *as that platform counts it*, cut where a person would cut.
   there is one nearby (else on a grapheme boundary: CJK, long words), never inside the
   URL, a hashtag or a grapheme (emoji with skin tones, flags, ZWJ sequences, combining
   marks), and ends with an ellipsis.
-- Counting: `graphemes` (Bluesky), `mastodon_length` (graphemes, every URL as a fixed
-  weight), `utf16_length` (Telegram, Facebook, Threads), `x_length` (X's weighted
-  count, by the `twitter-text-parser` implementation of X's rules).
+- Counting: `graphemes` (Bluesky), `mastodon_length` (graphemes, every URL Mastodon
+  links as a fixed weight), `utf16_length` (Telegram, Facebook, Threads), `x_length`
+  (X's weighted count, by the `twitter-text-parser` implementation of X's rules).
 Grapheme clusters come from the `regex` module's `\\X` (Unicode's extended grapheme
 clusters, kept current with each Unicode release).
 """
@@ -57,11 +57,20 @@ def utf16_length(text: str) -> int:
 
 
 def mastodon_length(text: str, url_weight: int = 23) -> int:
-    """Mastodon's count: graphemes, with every http(s) URL counting `url_weight`."""
+    """Mastodon's count: graphemes, with every URL Mastodon links counting `url_weight`.
+
+    Mastodon finds URLs with twitter-text's extractor (scheme required): a URL whose host
+    has no real top-level domain (`.example`, a bare IP) is not linked and counts in full,
+    and trailing punctuation ("….") is not part of the URL."""
+    if "://" not in text:
+        return graphemes(text)
+    from twitter_text import extract_urls_with_indices
+
     total, last = 0, 0
-    for m in _URL_RE.finditer(text):
-        total += graphemes(text[last:m.start()]) + url_weight
-        last = m.end()
+    for found in extract_urls_with_indices(text, extract_urls_without_protocol=False):
+        start, end = found["indices"]
+        total += graphemes(text[last:start]) + url_weight
+        last = end
     return total + graphemes(text[last:])
 
 

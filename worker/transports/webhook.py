@@ -5,28 +5,21 @@ Headers `webhook-id`, `webhook-timestamp`, `webhook-signature`; body
 `payload = "ninjs"`, IPTC ninjs 2.0. Signed with the `standardwebhooks` library;
 during secret rotation both signatures are sent, space-separated.
 
-Each partner has its own keep-alive connection pool (http.client), which refuses
+Sent over the shared outbound HTTP client (keep-alive pools per origin), which refuses
 private, loopback and link-local peers unless the partner sets `allow_private`.
 Redirects are never followed.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import select
-import socket
-import ssl
-import threading
-import time
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
 from config import PartnerConfig
-from worker.delivery.ssrf import BlockedAddress, guarded_connection
-from worker.transports.base import Outcome
+from worker.transports.base import Outcome, Post, Transport
+from worker.transports.http import HttpClient, RequestFailed
 from worker.transports.ninjs import to_ninjs
 
 MAX_BODY_BYTES = 1_000_000
@@ -105,77 +98,28 @@ def signed_headers(partner: PartnerConfig, message_id: str, timestamp: datetime,
     return headers
 
 
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+class WebhookTransport(Transport):
+    """Signed Standard Webhooks messages to partners, over the shared keep-alive pools
+    (`worker/transports/http.py`); redirects are never followed. Every event — published,
+    updated, unpublished — is a message of its own, so `deliver` always sends."""
 
+    type = "webhook"
 
-class _Pool:
-    """Idle keep-alive connections to one partner."""
+    def __init__(self, redis_client=None, http=None, pool_size: int = POOL_SIZE):
+        super().__init__(redis_client, http or HttpClient(pool_size=pool_size))
 
-    def __init__(self, partner: PartnerConfig, size: int):
-        self.partner, self.size = partner, size
-        self.idle: list[http.client.HTTPConnection] = []
-        self.lock = threading.Lock()
+    def prepare(self, dest: PartnerConfig, event_type: str, data: dict) -> str:
+        return encode_data(event_type, data, dest.payload)
 
-    def get(self) -> http.client.HTTPConnection:
-        with self.lock:
-            while self.idle:
-                conn = self.idle.pop()
-                if not _dropped(conn):
-                    return conn
-                conn.close()
-        return guarded_connection(self.partner.url, allow_private=self.partner.allow_private,
-                                  timeout=self.partner.timeout)
+    def deliver(self, dest: PartnerConfig, post: Post) -> Outcome:
+        return self.send(dest, post)
 
-    def put(self, conn: http.client.HTTPConnection) -> None:
-        with self.lock:
-            if len(self.idle) < self.size:
-                self.idle.append(conn)
-                return
-        conn.close()
+    def send(self, dest: PartnerConfig, post: Post) -> Outcome:
+        encoded = post.prepared if post.prepared is not None else self.prepare(dest, post.event_type, {})
+        return self.send_message(dest, post.message_id, post.event_type, encoded_data=encoded)
 
-    def close(self) -> None:
-        with self.lock:
-            for conn in self.idle:
-                conn.close()
-            self.idle.clear()
-
-
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """An idle keep-alive connection the server has closed (readable means EOF or junk)."""
-    if conn.sock is None:
-        return False
-    try:
-        readable, _, _ = select.select([conn.sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
-class WebhookTransport:
-    """Sends signed messages over keep-alive connections, a small pool per partner (thread-safe).
-
-    The standard library's http.client does the HTTP (it costs about half the CPU per request
-    of urllib3, which matters at thousands of messages a second); redirects are never followed."""
-
-    def __init__(self, pool_size: int = POOL_SIZE):
-        self.pool_size = pool_size
-        self._pools: dict[tuple, _Pool] = {}
-        self._lock = threading.Lock()
-
-    def pool(self, partner: PartnerConfig) -> _Pool:
-        key = (partner.name, partner.url, partner.allow_private, partner.timeout)
-        pool = self._pools.get(key)
-        if pool is None:
-            with self._lock:
-                pool = self._pools.get(key)
-                if pool is None:
-                    pool = self._pools[key] = _Pool(partner, self.pool_size)
-        return pool
-
-    def send(self, partner: PartnerConfig, message_id: str, event_type: str, data: dict | None = None,
-             now: datetime | None = None, encoded_data: str | None = None) -> Outcome:
+    def send_message(self, partner: PartnerConfig, message_id: str, event_type: str, data: dict | None = None,
+                     now: datetime | None = None, encoded_data: str | None = None) -> Outcome:
         timestamp = now or datetime.now(timezone.utc)
         if encoded_data is None:
             encoded_data = encode_data(event_type, data or {}, partner.payload)
@@ -184,49 +128,10 @@ class WebhookTransport:
         return self.post(partner, body.encode(), headers)
 
     def post(self, partner: PartnerConfig, body: bytes, headers: dict[str, str]) -> Outcome:
-        pool = self.pool(partner)
-        started = time.monotonic()
-        conn = None
         try:
-            conn = pool.get()
-            conn.request("POST", _path(partner.url), body=body, headers=headers)
-            resp = conn.getresponse()
-            content = resp.read(RESPONSE_BODY_KEEP)
-            # Drain a little so the connection can be reused; past that, close it rather
-            # than read a huge answer nobody keeps.
-            reusable = not resp.read(64 * 1024) and not resp.will_close
-            status, resp_headers = resp.status, resp.headers
-            if reusable:
-                pool.put(conn)
-            else:
-                conn.close()
-            conn = None
-        except BlockedAddress as exc:
-            return self._error("blocked_address", exc, started)
-        except socket.gaierror as exc:
-            return self._error("dns_error", exc, started)
-        except (TimeoutError, socket.timeout) as exc:
-            return self._error("timeout", exc, started)
-        except ssl.SSLError as exc:
-            return self._error("tls_error", exc, started)
-        except (OSError, http.client.HTTPException) as exc:
-            # Refused, reset, closed mid-answer, or not HTTP at all.
-            return self._error("connection_error", exc, started)
-        finally:
-            if conn is not None:
-                conn.close()
-        duration = int((time.monotonic() - started) * 1000)
-        return Outcome(status_code=status, body=content.decode("utf-8", "replace"), duration_ms=duration,
-                       retry_after=resp_headers.get("retry-after"), location=resp_headers.get("location"))
-
-    @staticmethod
-    def _error(kind: str, exc: Exception, started: float) -> Outcome:
-        text = str(exc) or type(exc).__name__
-        return Outcome(error_class=kind, error=f"{type(exc).__name__}: {text}"[:500],
-                       duration_ms=int((time.monotonic() - started) * 1000))
-
-    def close(self) -> None:
-        with self._lock:
-            for pool in self._pools.values():
-                pool.close()
-            self._pools.clear()
+            resp = self.http.request("POST", partner.url, timeout=partner.timeout,
+                                     allow_private=partner.allow_private, headers=headers, body=body,
+                                     max_body=RESPONSE_BODY_KEEP, cut=True)
+        except RequestFailed as exc:
+            return exc.outcome()
+        return resp.outcome()

@@ -109,7 +109,7 @@ def deliverer_for(store, redis_client):
     yield make
     for d in made:
         d.pool.shutdown(wait=True)
-        d.transport.close()
+        d.transports.close()
 
 
 def start_worker(deployment, concurrency: int = 2, **env):

@@ -13,7 +13,7 @@ from tests.worker.delivery.conftest import (
     article, attempts, make_config, make_due, partner_entry, row, rows, store_article,
 )
 from worker.delivery.health import CircuitBreaker
-from worker.store import DeliveryRow, PartnerStateRow, utcnow
+from worker.store import DeliveryRow, DestinationStateRow, utcnow
 
 
 def test_a_batch_is_delivered_signed_and_each_attempt_logged(store, servers, deliverer_for):
@@ -126,7 +126,7 @@ def test_410_disables_the_partner_and_its_deliveries_wait_for_it(store, servers,
     deliverer = deliverer_for(config)
     deliverer.run([first])
     with store.session() as s:
-        state = s.get(PartnerStateRow, "acme")
+        state = s.get(DestinationStateRow, ("partner", "acme"))
         assert state.disabled and state.disabled_by == "policy" and "410" in state.disabled_reason
     assert "partner=acme stage=disabled" in caplog.text
     # no more attempts: neither the 410'd delivery nor a new one is sent
@@ -137,7 +137,7 @@ def test_410_disables_the_partner_and_its_deliveries_wait_for_it(store, servers,
     assert {r.status for r in rows(store)} == {"pending"}
     # enabled again: both go out
     with store.session() as s:
-        s.execute(update(PartnerStateRow).values(disabled=False))
+        s.execute(update(DestinationStateRow).values(disabled=False))
     deliverer.run([first, second])
     assert {r.status for r in rows(store)} == {"delivered"}
     assert len(server.verified()) == 3
@@ -170,7 +170,7 @@ def test_the_breaker_pauses_a_partner_that_fails_every_attempt(store, redis_clie
     deliverer = deliverer_for(config, breaker=breaker)
     ids = [store_article(store, config, article(n))[0] for n in range(3)]
     deliverer.run(ids)
-    assert breaker.state("acme").state == "open"
+    assert breaker.state("partner:acme").state == "open"
     assert len(server.received) == 3
 
     # while open: nothing is sent and no attempt is spent
@@ -187,7 +187,7 @@ def test_the_breaker_pauses_a_partner_that_fails_every_attempt(store, redis_clie
     make_due(store, *ids, new)
     result = deliverer.run(ids + [new])
     assert result.sent == 1 and len(server.received) == 4
-    assert breaker.state("acme").state == "closed"
+    assert breaker.state("partner:acme").state == "closed"
     make_due(store, *ids, new)
     deliverer.run(ids + [new])
     assert {r.status for r in rows(store)} == {"delivered"}
@@ -269,7 +269,7 @@ def test_a_partner_removed_from_the_configuration_fails_its_deliveries(store, se
     r = row(store, delivery_id)
     assert r.status == "failed" and "no longer configured" in r.last_error
     with store.session() as s:
-        assert s.scalars(select(PartnerStateRow)).all() == []
+        assert s.scalars(select(DestinationStateRow)).all() == []
 
 
 def test_a_claim_whose_worker_died_is_taken_back_and_its_attempt_closed(store, servers, deliverer_for):

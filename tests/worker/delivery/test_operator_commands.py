@@ -132,7 +132,7 @@ def test_bad_operator_input_is_named(deployment):
     bad = running.syndicate("deliveries", "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr
     bad = running.syndicate("replay", "--partner", "nobody")
-    assert bad.returncode == 1 and "no partner 'nobody'" in bad.stderr
+    assert bad.returncode == 1 and "no destination 'nobody'" in bad.stderr
     bad = running.syndicate("deliveries", "--status", "lost")
     assert bad.returncode == 2 and "--status" in bad.stderr
 

@@ -1,7 +1,7 @@
 """The one function that decides what an attempt's outcome means."""
 
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -37,21 +37,25 @@ def test_410_disables_the_partner_and_keeps_the_delivery_waiting(policy):
     decision = policy.decide(Outcome(status_code=410), 3, SCHEDULE, NOW)
     assert decision.disable_partner
     assert decision.status == "pending" and decision.next_attempt_at == NOW
-    assert "partners enable" in decision.reason
+    assert "destinations enable" in decision.reason
 
 
-@pytest.mark.parametrize("outcome", [
-    Outcome(status_code=500), Outcome(status_code=502), Outcome(status_code=503), Outcome(status_code=504),
-    Outcome(status_code=408), Outcome(status_code=429),
-    Outcome(error_class="timeout", error="read timed out"),
-    Outcome(error_class="connection_error", error="connection reset by peer"),
-    Outcome(error_class="dns_error", error="name or service not known"),
-    Outcome(status_code=301, location="https://elsewhere.example"),
-    Outcome(status_code=307, location="https://elsewhere.example"),
+@pytest.mark.parametrize("outcome, ill", [
+    (Outcome(status_code=500), True), (Outcome(status_code=502), True), (Outcome(status_code=503), True),
+    (Outcome(status_code=504), True), (Outcome(status_code=408), True),
+    (Outcome(error_class="timeout", error="read timed out"), True),
+    (Outcome(error_class="connection_error", error="connection reset by peer"), True),
+    (Outcome(error_class="dns_error", error="name or service not known"), True),
+    # Retried, but not a sign of ill health: the breaker does not count them.
+    (Outcome(status_code=429), False),
+    (Outcome(status_code=301, location="https://elsewhere.example"), False),
+    (Outcome(status_code=307, location="https://elsewhere.example"), False),
+    (Outcome(status_code=400, retryable=True, error="(#4) Application request limit reached"), False),
 ])
-def test_transient_failures_retry_on_the_schedule_with_jitter(policy, outcome):
+def test_transient_failures_retry_on_the_schedule_with_jitter(policy, outcome, ill):
     decision = policy.decide(outcome, 2, SCHEDULE, NOW)
-    assert decision.status == "pending" and decision.endpoint_failed
+    assert decision.status == "pending" and decision.endpoint_failed == ill
+    assert decision.pause_until is None
     assert 300 <= delay(decision) <= 330
 
 
@@ -80,9 +84,31 @@ def test_a_refused_private_address_fails_without_retrying(policy):
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_seconds_is_honoured_for_429_and_503(policy, status):
+def test_retry_after_pauses_the_destination_and_does_not_count_as_ill_health(policy, status):
     decision = policy.decide(Outcome(status_code=status, retry_after="120"), 1, SCHEDULE, NOW)
+    assert decision.status == "pending" and not decision.endpoint_failed
+    assert decision.pause_until == NOW + timedelta(seconds=120)
     assert 120 <= delay(decision) <= 132
+
+
+def test_pacing_spends_no_retry_and_never_makes_a_delivery_dead(policy):
+    # Past the last scheduled attempt, a 429 with Retry-After is still paced, not dead.
+    decision = policy.decide(Outcome(status_code=429, retry_after="1"), len(SCHEDULE) + 5, SCHEDULE, NOW)
+    assert decision.status == "pending" and 1 <= delay(decision) <= 1.1
+
+
+def test_a_retry_after_is_capped_by_the_longest_pause(policy):
+    capped = DeliveryPolicy(jitter=0, pause_max=600).decide(Outcome(status_code=429, retry_after="5000"), 1,
+                                                            SCHEDULE, NOW)
+    assert delay(capped) == 600 and capped.pause_until == NOW + timedelta(seconds=600)
+
+
+def test_skipped_is_final_and_disable_waits(policy):
+    assert policy.decide(Outcome.skip("not editable"), 1, SCHEDULE, NOW).status == "skipped"
+    decision = policy.decide(Outcome(status_code=401, disable="credentials rejected"), 1, SCHEDULE, NOW)
+    assert decision.status == "pending" and decision.disable_destination
+    assert "credentials rejected" in decision.reason
+    assert policy.decide(Outcome(status_code=500, retryable=False), 1, SCHEDULE, NOW).status == "failed"
 
 
 def test_retry_after_as_an_http_date(policy):
@@ -91,9 +117,9 @@ def test_retry_after_as_an_http_date(policy):
     assert 600 <= delay(decision) <= 660
 
 
-def test_retry_after_never_shortens_the_schedule_and_is_ignored_on_500(policy):
-    assert 300 <= delay(policy.decide(Outcome(status_code=429, retry_after="1"), 2, SCHEDULE, NOW)) <= 330
-    assert 5 <= delay(policy.decide(Outcome(status_code=500, retry_after="3000"), 1, SCHEDULE, NOW)) <= 5.5
+def test_retry_after_is_ignored_on_500_which_counts_as_ill_health(policy):
+    decision = policy.decide(Outcome(status_code=500, retry_after="3000"), 1, SCHEDULE, NOW)
+    assert 5 <= delay(decision) <= 5.5 and decision.endpoint_failed and decision.pause_until is None
 
 
 @pytest.mark.parametrize("value, seconds", [

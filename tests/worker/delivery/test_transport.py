@@ -30,7 +30,7 @@ def transport():
 def test_a_message_verifies_with_the_standardwebhooks_library(servers, transport):
     server = servers()
     partner = make_config(partner_entry("acme", server, headers={"x-publisher": "lnn"})).partner("acme")
-    outcome = transport.send(partner, "msg_1", "article.published", DATA)
+    outcome = transport.send_message(partner, "msg_1", "article.published", DATA)
     assert outcome.status_code == 200 and outcome.ok
     [got] = server.received
     assert got.verified, got.error
@@ -47,7 +47,7 @@ def test_during_rotation_both_signatures_are_sent_and_either_secret_verifies(ser
     old, new = new_secret(), new_secret()
     server = servers(old)  # the partner has not switched to the new secret yet
     partner = make_config(partner_entry("acme", server, secret=new, previous_secret=old)).partner("acme")
-    transport.send(partner, "msg_2", "article.updated", DATA)
+    transport.send_message(partner, "msg_2", "article.updated", DATA)
     [got] = server.received
     assert got.verified, got.error
     assert len(got.headers["webhook-signature"].split(" ")) == 2
@@ -58,7 +58,7 @@ def test_redirects_are_not_followed_and_their_location_is_kept(servers, transpor
     server = servers()
     server.plan.append(redirect(301, "https://moved.example/hooks"))
     partner = make_config(partner_entry("acme", server)).partner("acme")
-    outcome = transport.send(partner, "msg_3", "article.published", DATA)
+    outcome = transport.send_message(partner, "msg_3", "article.published", DATA)
     assert outcome.status_code == 301 and outcome.location == "https://moved.example/hooks"
     assert len(server.received) == 1
 
@@ -67,29 +67,29 @@ def test_timeouts_resets_and_refused_connections_are_classified(servers, transpo
     server = servers()
     server.plan.extend([Slow(3.0), RESET])
     partner = make_config(partner_entry("acme", server, timeout="1s")).partner("acme")
-    assert transport.send(partner, "msg_4", "article.published", DATA).error_class == "timeout"
-    assert transport.send(partner, "msg_5", "article.published", DATA).error_class == "connection_error"
+    assert transport.send_message(partner, "msg_4", "article.published", DATA).error_class == "timeout"
+    assert transport.send_message(partner, "msg_5", "article.published", DATA).error_class == "connection_error"
     # a port nobody listens on
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     closed = make_config(dict(partner_entry("gone", server), url=f"http://127.0.0.1:{port}/h")).partner("gone")
-    assert transport.send(closed, "msg_6", "article.published", DATA).error_class == "connection_error"
+    assert transport.send_message(closed, "msg_6", "article.published", DATA).error_class == "connection_error"
 
 
 def test_an_unresolvable_name_is_a_dns_error(transport):
     partner = make_config({"name": "nx", "url": "http://no-such-host.invalid/h", "secret": new_secret()}).partner("nx")
-    assert transport.send(partner, "msg_7", "article.published", DATA).error_class == "dns_error"
+    assert transport.send_message(partner, "msg_7", "article.published", DATA).error_class == "dns_error"
 
 
 def test_the_response_body_is_kept_up_to_2kb(servers, transport):
     server = servers()
     server.plan.append((500, {}, b"x" * 100_000))
     partner = make_config(partner_entry("acme", server)).partner("acme")
-    outcome = transport.send(partner, "msg_8", "article.published", DATA)
+    outcome = transport.send_message(partner, "msg_8", "article.published", DATA)
     assert outcome.status_code == 500 and len(outcome.body) == 2048
     # and the pool still works afterwards
-    assert transport.send(partner, "msg_9", "article.published", DATA).ok
+    assert transport.send_message(partner, "msg_9", "article.published", DATA).ok
 
 
 def test_a_body_over_1mb_is_cut_with_a_marker_not_dropped():
@@ -107,7 +107,7 @@ def test_a_body_over_1mb_is_cut_with_a_marker_not_dropped():
 def test_ninjs_payload_carries_the_story_as_ninjs_2(servers, transport):
     server = servers()
     partner = make_config(partner_entry("acme", server, payload="ninjs")).partner("acme")
-    transport.send(partner, "msg_10", "article.published", DATA)
+    transport.send_message(partner, "msg_10", "article.published", DATA)
     [got] = server.received
     assert got.verified, got.error
     item = got.message["data"]
@@ -158,13 +158,13 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_send_time(servers, 
         pytest.skip(f"{host} does not resolve to a private address here")
     port = server.httpd.server_address[1]
     partner = make_config({"name": "p", "url": f"http://{host}:{port}/h", "secret": server.secret}).partner("p")
-    outcome = transport.send(partner, "msg_11", "article.published", DATA)
+    outcome = transport.send_message(partner, "msg_11", "article.published", DATA)
     assert outcome.error_class == "blocked_address" and "allow_private" in outcome.error
     assert server.received == []
     # the same partner marked as an intranet one gets through
     allowed = make_config({"name": "p", "url": f"http://{host}:{port}/h", "secret": server.secret,
                            "allow_private": True}).partner("p")
-    assert transport.send(allowed, "msg_12", "article.published", DATA).ok
+    assert transport.send_message(allowed, "msg_12", "article.published", DATA).ok
 
 
 @pytest.mark.parametrize("url", ["ftp://partner.example/h", "file:///etc/passwd", "gopher://x.example/"])

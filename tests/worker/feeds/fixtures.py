@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 from worker.articles import Article, parse_article
 
-WORDPRESS_POSTS = SHARED / "fixtures" / "wordpress" / "posts.json"
+WORDPRESS_POSTS = FIXTURES / "wordpress" / "posts.json"
 
 
 def wordpress_article(post: dict, source: str = "wp") -> Article:

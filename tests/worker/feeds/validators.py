@@ -1,8 +1,8 @@
 """The checks every feed file must pass, as assertion helpers.
 
 - RSS and Atom parse with feedparser without `bozo`.
-- Atom validates against the RFC 4287 RELAX NG schema (../shared/schemas/atom.rng).
-- JSON Feed validates against ../shared/schemas/jsonfeed-1.1.json, which refers to
+- Atom validates against the RFC 4287 RELAX NG schema (tests/fixtures/schemas/atom.rng).
+- JSON Feed validates against tests/fixtures/schemas/jsonfeed-1.1.json, which refers to
   jsonfeed-1.json by the id `feed-1` (resolved through a `referencing` registry).
 - The W3C Feed Validation Service's error rules that apply to what we write (read
   from its source, since the service cannot be reached from here): RFC 822 dates
@@ -30,9 +30,9 @@ import referencing
 from lxml import etree
 from referencing.jsonschema import DRAFT4
 
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-SCHEMAS = SHARED / "schemas"
+SCHEMAS = FIXTURES / "schemas"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 A = "{%s}" % ATOM_NS
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"

@@ -189,9 +189,16 @@ def test_a_file_stored_but_not_moved_before_a_crash_makes_no_second_event(folder
     assert events(store) == [(EXAMPLE["id"], "article.published")]
 
 
-def test_a_missing_folder_fails_the_poll(tmp_path, store, redis_client):
-    result = poll(dir_config(tmp_path / "nowhere"), store, redis_client)
-    assert result.status == "failed" and "does not exist" in result.error
+def test_a_missing_folder_is_created_and_polled(tmp_path, store, redis_client):
+    result = poll(dir_config(tmp_path / "var" / "incoming"), store, redis_client)
+    assert result.status != "failed", result.error
+    assert (tmp_path / "var" / "incoming").is_dir()
+
+
+def test_a_folder_that_cannot_be_created_fails_the_poll(tmp_path, store, redis_client):
+    (tmp_path / "a-file").write_text("")
+    result = poll(dir_config(tmp_path / "a-file" / "incoming"), store, redis_client)
+    assert result.status == "failed" and "cannot be created" in result.error
 
 
 def test_markup_and_control_characters_are_cleaned_and_the_story_goes_out(folder, store, redis_client, caplog):

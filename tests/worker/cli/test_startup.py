@@ -1,0 +1,64 @@
+"""The CLI starts fast because listing commands imports nothing heavy; its summaries stay
+in step with the commands; piped output is not folded at 80 columns."""
+
+import importlib
+import json
+import subprocess
+import sys
+
+from tests.conftest import BIN
+from worker.cli import COMMANDS, main
+
+HEAVY = ("celery", "sqlalchemy", "rich", "pydantic", "redis", "kombu", "alembic", "requests", "lxml")
+
+
+def _new_modules(code: str) -> list[str]:
+    """Modules `code` imports beyond what `import worker` already did (the package's own
+    import is the engine's business; this is about what the CLI adds)."""
+    probe = ("import sys, json; import worker; before = set(sys.modules); " + code
+             + "; print(json.dumps(sorted(set(sys.modules) - before)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_listing_the_commands_imports_no_heavy_library():
+    code = ("from click.testing import CliRunner; from worker.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output")
+    heavy = [m for m in _new_modules(code) if m.split(".")[0] in HEAVY]
+    assert heavy == []
+
+
+def test_every_command_is_in_the_table_with_its_own_summary():
+    for module in sorted({m for m, _ in COMMANDS.values()}):
+        importlib.import_module(module)
+    registered = set(main.commands) - {"check", "migrate"}
+    assert registered == set(COMMANDS), "add new commands to worker.cli.COMMANDS (module, summary)"
+    for name, (module, summary) in COMMANDS.items():
+        command = main.commands[name]
+        assert command.callback.__module__ == module, name
+        assert command.get_short_help_str(limit=1000) == summary, f"summary of {name!r} differs from its docstring"
+
+
+def test_version_and_help_from_the_installed_command():
+    version = subprocess.run([str(BIN / "syndicate"), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("syndicate, version ")
+    listing = subprocess.run([str(BIN / "syndicate"), "--help"], capture_output=True, text=True, check=True)
+    assert "health" in listing.stdout and "reload" in listing.stdout
+
+
+def test_piped_output_is_not_folded_inside_a_sentence(tmp_path):
+    # stdout is a pipe here: a long message comes out on one line.
+    config = tmp_path / "missing.toml"
+    result = subprocess.run([str(BIN / "syndicate"), "--config", str(config) + "x" * 60, "check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("invalid configuration") and "problem(s)" in first
+
+
+def test_a_piped_console_is_wide_and_does_not_wrap(monkeypatch):
+    from worker.cli.common import PIPE_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console()
+    assert console.width == PIPE_WIDTH and console.soft_wrap

@@ -1,0 +1,63 @@
+"""Logging, secret redaction, Sentry setup and what becomes a Sentry event.
+
+- `redaction`: `redact`, `install_secrets`: no secret in a log line, a stored error or an event;
+- `logs`: `setup_logging`;
+- `sentry`: `init_sentry` and the `before_send*` hooks, the same for every process;
+- `capture`: the capture policy the engine, feed tasks and poller call (`report_*`);
+- `crons`: Sentry Crons for every beat schedule.
+
+`configure_process()` is what a worker, beat or CLI process calls once at start.
+"""
+
+from __future__ import annotations
+
+from worker.observability.capture import (  # noqa: F401
+    breadcrumb,
+    classify_failure,
+    delivery_details,
+    report_delivery_failed,
+    report_destination_disabled,
+    report_exception,
+    report_feed_failed,
+    report_source_failing,
+)
+from worker.observability.logs import RedactingFilter, setup_logging  # noqa: F401
+from worker.observability.redaction import install_secrets, redact  # noqa: F401
+from worker.observability.sentry import (  # noqa: F401
+    SentrySettings,
+    before_breadcrumb,
+    before_send,
+    before_send_transaction,
+    flush,
+    init_sentry,
+    sentry_enabled,
+)
+
+
+def configure_sentry() -> bool:
+    """Secrets known to redaction, then Sentry if SENTRY_DSN is set (no logging changes: a CLI
+    command keeps its own output). Returns whether Sentry is on."""
+    from config import ConfigError
+    from worker import runtime
+    from worker.observability import crons
+    from worker.observability.redaction import config_secrets, secret_keys
+
+    try:
+        config = runtime.config()
+        install_secrets(config_secrets(config), secret_keys(config))
+    except ConfigError:
+        pass  # reported where the configuration is used
+    settings = SentrySettings.from_env()
+    if not settings.dsn:
+        settings = SentrySettings(runtime.environment().sentry_dsn, settings.environment,
+                                  settings.traces_sample_rate)
+    enabled = init_sentry(settings)
+    if enabled:
+        crons.connect_signals()
+    return enabled
+
+
+def configure_process() -> None:
+    """Logging, secret scrubbing and Sentry for a worker, beat or CLI process."""
+    setup_logging()
+    configure_sentry()
