@@ -20,10 +20,11 @@ def no_traceback(result) -> None:
     (["rejected", "--limit", "-1"], 2, "Invalid value for '--limit'"),
     (["rejected", "--limit", "0"], 2, "Invalid value for '--limit'"),
     (["rejected", "--limit", "many"], 2, "'many' is not a valid integer"),
-    (["deliveries", "--since", "100000000d"], 2, "at most 3650d"),
+    (["deliveries", "--limit", "-1"], 2, "Invalid value for '--limit'"),
+    (["deliveries", "--since", "100000000d"], 2, "3650d"),
     (["deliveries", "--since", "inf"], 2, "expected a duration"),
     (["deliveries", "--since", "-2h"], 2, "expected a duration"),
-    (["replay", "--since", "99999999999999d", "--dry-run"], 2, "at most 3650d"),
+    (["replay", "--since", "99999999999999d", "--dry-run"], 2, "3650d"),
     (["ingest"], 2, "Missing argument 'FILES...'"),
     (["status", "[/x] not an id"], 1, "no article '[/x] not an id' in the store"),
     (["poll", "[/x]"], 2, "no source named '[/x]'"),
@@ -81,8 +82,6 @@ def test_console_markup_in_data_prints_literally_in_status_and_rejected(cli, tmp
     assert listed.exit_code == 0 and "web:[/y]" in listed.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="worker/cli/deliveries.py passes data to Table.add_row as markup; "
-                                       "the lead applies worker.cli.common.text() there")
 def test_console_markup_in_partner_names_and_ids_prints_literally_in_partners_and_deliveries(
         store, redis_url, tmp_path):
     from tests.conftest import new_secret, write_config
