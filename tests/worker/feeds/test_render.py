@@ -326,7 +326,7 @@ def test_odd_stored_values_render_without_breaking_the_feed():
                     "image": {"url": "ftp://files.example/x.jpg"}, "authors": ("", None, "Ann"),
                     "tags": ("", 5, "Tag"), "language": "english"}),
         FeedItem(**{**{f: getattr(base, f) for f in FeedItem.__slots__}, "id": "web:odd-2",
-                    "image": {"url": "https://a.example/x.png", "width": "wide", "height": -3}, "title": "<b></b>"}),
+                    "image": {"url": "https://a.example/x.png", "width": "wide", "height": -3}, "title": " \u0007 "}),
     ]
     entries = [prepare(item, "london-news-net.example", ()) for item in odd]
     assert entries[0].image is None and entries[0].authors == ("Ann",) and entries[0].categories == ("Tag",)
