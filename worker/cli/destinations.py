@@ -50,6 +50,9 @@ def list_command(kind: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        console.print(f"no {kind or 'partner or channel'} in the configuration", markup=False)
+        return
     table = Table("destination", "type", "url", "state", "circuit", "pending", "delivered", "skipped", "failed",
                   "dead", "superseded")
     for r in rows:
