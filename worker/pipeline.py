@@ -115,7 +115,8 @@ def record_article(session: Session, article: Article, config: SyndicationConfig
 
     session.flush()
     index_article(session, article.id)
-    event = EventRow(article_id=article.id, version=version, type=event_type, data=data, origin=origin, created_at=now)
+    event = EventRow(article_id=article.id, version=version, type=event_type, data=data, origin=origin, created_at=now,
+                     notes=list(article.cleaning_notes) or None)
     session.add(event)
     session.flush()
     result.event_type, result.event_id, result.version = event_type, event.id, version

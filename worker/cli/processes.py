@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from worker.cli import main
-from worker.cli.common import _load_config_or_exit, _ready_store, err_console
+from worker.cli.common import CONCURRENCY, _load_config_or_exit, _ready_store, err_console
 
 def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
     argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h"]
@@ -30,7 +30,7 @@ _QUEUE_HELP = "Queues to consume (comma-separated)."
 
 
 @main.command()
-@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: CPU count).")
+@click.option("--concurrency", "-c", type=CONCURRENCY, default=None, help="Worker processes (default: CPU count).")
 @click.option("--loglevel", default="INFO")
 @click.option("--pool", default=None, help="Celery pool (prefork, threads, solo).")
 def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
@@ -49,7 +49,7 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
 
 @main.command()
 @click.option("--queues", "-Q", default=None, help=_QUEUE_HELP)
-@click.option("--concurrency", "-c", type=int, default=None)
+@click.option("--concurrency", "-c", type=CONCURRENCY, default=None, help="Worker processes (default: CPU count).")
 @click.option("--loglevel", default="INFO")
 @click.option("--pool", default=None)
 def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str | None) -> None:

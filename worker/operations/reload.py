@@ -47,7 +47,9 @@ def reload_configuration() -> tuple[bool, str]:
         log.error(message)
         return False, message
     # Old secrets stay redacted too: a message about an in-flight send may still carry one.
-    observability.install_secrets([*observability._installed_secrets, *config.secrets()])
+    from worker.observability.redaction import config_secrets, secret_keys
+
+    observability.install_secrets(config_secrets(config), secret_keys(config))
     runtime.reset()
     from worker.store import reset_stores
 

@@ -2,8 +2,8 @@
 platform's limit *as that platform counts it*, cut where a person would cut.
 
 - Placeholders: `{title}` `{summary}` `{url}` `{section}` `{hashtags}` `{author}`.
-- Text fields are the article's plain text (cleaned when stored); any markup or HTML
-  entity left in them is removed or decoded here, once, so no reader sees `&#8217;`.
+- Text fields are the article's plain text, cleaned once when stored (markup removed,
+  entities decoded), so no reader sees `&#8217;`; nothing is decoded a second time here.
 - Hashtags come from the tags: multi-word tags in CamelCase ("climate change" →
   `#ClimateChange`), characters a platform would not link dropped, all-digit tags
   skipped, duplicates (case-insensitively) once.
@@ -21,7 +21,6 @@ clusters, kept current with each Unicode release).
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -89,16 +88,15 @@ def utf8_span(text: str, start: int, end: int) -> tuple[int, int]:
 # --- cleaning -------------------------------------------------------------------------
 
 def plain(value) -> str:
-    """Plain text for a post: markup removed, entities decoded (once), controls removed,
-    whitespace folded."""
+    """Text for a post from a stored text field: controls removed, whitespace folded.
+
+    Stored text fields are already plain text — markup removed and entities decoded once
+    when the article was stored (`worker/article_input.py`) — so nothing here decodes or
+    strips again: a title about `<b>` tags, or one that says `&amp;` on purpose, keeps
+    its words."""
     if value is None:
         return ""
-    text = str(value)
-    if "<" in text:
-        text = _TAG_RE.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    text = "".join(ch for ch in text if _keep(ch))
+    text = "".join(ch for ch in str(value) if _keep(ch))
     return " ".join(text.split())
 
 

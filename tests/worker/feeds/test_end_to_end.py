@@ -28,6 +28,7 @@ FEEDS_URL = "https://london-news-net.example/feeds"
 # poller does: 500 separate events, each asking for feed rebuilds.
 PUBLISH_ONE_BY_ONE = """
 import json, sys
+import tasks  # installs the scheduler ingest_articles enqueues through
 from worker import runtime
 from worker.articles import parse_article
 from worker.pipeline import ingest_articles
