@@ -104,3 +104,45 @@ def test_a_daily_cap_spreads_posts_over_the_day_instead_of_dropping_them(config,
     # a day's burst goes at once (48), the rest waits, spaced by a day over the cap
     assert len(admission.go) <= 48 and len(admission.go) + len(admission.wait) == 60
     assert gates.spread(capped, 5) == pytest.approx(5 * DAY / 48)
+
+
+def test_the_live_post_is_the_newest_kept_one_and_an_unanswered_attempt_may_be_one(store, config):
+    from types import SimpleNamespace
+
+    from worker.delivery.claim import previous_posts
+
+    rec = save(store, config)
+    [first] = channel_rows(store, destination="masto")
+
+    def set_row(row_id, **values):
+        with store.session() as s:
+            s.execute(update(DeliveryRow).where(DeliveryRow.id == row_id).values(**values))
+
+    def live_for_next():
+        nxt = save(store, config, title=f"Edit {utcnow().timestamp()}")
+        row = channel_rows(store, destination="masto")[-1]
+        with store.session() as s:
+            claimed = SimpleNamespace(id=row.id, kind="channel", article_id=row.article_id,
+                                      destination=row.destination, event_id=row.event_id)
+            return previous_posts(s, [claimed])[row.id][0], nxt
+
+    set_row(first.id, status="delivered", remote={"id": "1", "url": "https://social.example/@lnn/1"},
+            delivered_at=utcnow())
+    live, _ = live_for_next()
+    assert live["id"] == "1"
+    # the edit was refused for good (4xx): the post made first is still the live one
+    edit = channel_rows(store, destination="masto")[-1]
+    set_row(edit.id, status="failed", last_status_code=422, remote={"posting_since": "x"})
+    live, _ = live_for_next()
+    assert live["id"] == "1"
+    # the post was deleted: nothing is live
+    gone = channel_rows(store, destination="masto")[-1]
+    set_row(gone.id, status="delivered", event_type="article.unpublished", remote={"id": "1", "deleted": True})
+    live, _ = live_for_next()
+    assert live is None
+    # a new post whose answer never came (no status): it may exist, so it counts, with no id
+    lost = channel_rows(store, destination="masto")[-1]
+    set_row(lost.id, status="failed", last_status_code=None, remote={"sending": "2026-11-26T09:00:00Z"})
+    live, _ = live_for_next()
+    assert live == {"sending": "2026-11-26T09:00:00Z", "id": None, "unresolved": True}
+    assert rec.channel_deliveries

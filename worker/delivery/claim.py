@@ -157,7 +157,7 @@ def previous_posts(s, claimed_rows) -> dict[int, tuple[dict | None, datetime | N
     pairs = {(r.article_id, r.destination) for r in channel_rows}
     found = s.execute(
         select(DeliveryRow.article_id, DeliveryRow.destination, DeliveryRow.event_id, DeliveryRow.remote,
-               DeliveryRow.delivered_at, DeliveryRow.status, DeliveryRow.event_type)
+               DeliveryRow.delivered_at, DeliveryRow.status, DeliveryRow.event_type, DeliveryRow.last_status_code)
         .where(DeliveryRow.article_id.in_({a for a, _ in pairs}), DeliveryRow.kind == "channel",
                DeliveryRow.status.in_(("delivered", "skipped", "failed", "dead")), DeliveryRow.remote.is_not(None))
         .order_by(DeliveryRow.event_id)).all()
@@ -172,7 +172,10 @@ def previous_posts(s, claimed_rows) -> dict[int, tuple[dict | None, datetime | N
                 break
             remote = f.remote or {}
             if f.status in ("failed", "dead"):
-                if live is None and not remote.get("id") and remote and f.event_type != UNPUBLISHED:
+                # Only an attempt that ended without a definite answer (no answer, or a 5xx)
+                # may have made a post; a 4xx is a refusal: nothing was posted.
+                unknown = f.last_status_code is None or f.last_status_code >= 500
+                if live is None and unknown and not remote.get("id") and remote and f.event_type != UNPUBLISHED:
                     # A post attempt whose outcome is unknown (its answer was lost): it may
                     # exist, so later versions must not post again.
                     live = {**remote, "id": None, "unresolved": True}
