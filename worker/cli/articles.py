@@ -40,12 +40,17 @@ def ingest(files: tuple[str, ...]) -> None:
                     err_console.print(f"  - {problem}", markup=False)
             else:
                 articles.append(item)
-    results = ingest_articles(articles, config, store)
+    results = ingest_articles(articles, config, store, warn_broker_down=False)
     for rec in results:
         what = rec.event_type or "unchanged, nothing sent"
         console.print(f"{rec.article_id}: {what}"
                       + (f" ({len(rec.partner_deliveries)} partner deliveries, {len(rec.feed_names)} feeds)"
                          if rec.changed else ""), markup=False)
+    if not results.queued:
+        # Exit status stays 0 (1 if an input was rejected): the articles are stored, which is
+        # ingest's job; their deliveries are due rows the sweep sends once the broker answers.
+        err_console.print("the broker (Redis) cannot be reached: the articles are stored; delivery will follow "
+                          "when the broker is back", markup=False, soft_wrap=True)
     if errors:
         err_console.print(f"{errors} input(s) rejected; {len(results)} article(s) processed", markup=False)
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -10,7 +11,10 @@ from worker.cli import main
 from worker.cli.common import _load_config_or_exit, _ready_store
 
 def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h"]
+    # No gossip or mingle: nothing here uses them, and gossip's restart after a broker loss
+    # fails (Celery 5.7 hands it a closed connection) and logs an error on every Redis restart.
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h", "--without-gossip",
+            "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if pool:
@@ -34,7 +38,7 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     _load_config_or_exit(None)
     _ready_store()
     Path("var").mkdir(exist_ok=True)
-    app.worker_main(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
+    _exit_with(app.start(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool)))
 
 
 @main.command()
@@ -47,7 +51,13 @@ def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str
     from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
-    app.worker_main(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
+    _exit_with(app.start(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool)))
+
+
+def _exit_with(code: int | None) -> None:
+    # `app.worker_main` drops the worker's exit code (Celery's `start` returns it): a worker
+    # that stopped on an unrecoverable error must not exit 0.
+    sys.exit(code or 0)
 
 
 @main.command()
