@@ -38,7 +38,7 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     _load_config_or_exit(None)
     _ready_store()
     Path("var").mkdir(exist_ok=True)
-    _exit_with(app.start(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool)))
+    _run_worker(app, _worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
 
 
 @main.command()
@@ -51,13 +51,23 @@ def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str
     from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
-    _exit_with(app.start(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool)))
+    _run_worker(app, _worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
 
 
-def _exit_with(code: int | None) -> None:
-    # `app.worker_main` drops the worker's exit code (Celery's `start` returns it): a worker
-    # that stopped on an unrecoverable error must not exit 0.
-    sys.exit(code or 0)
+def _run_worker(app, argv: list[str]) -> None:
+    """Run the worker and exit with its status: `app.worker_main` drops it (the worker's
+    `exitcode`, 1 after an unrecoverable error), and a supervisor must not see a crashed
+    worker exit 0."""
+    from celery import signals
+
+    codes: list[int | None] = []
+
+    def remember(sender=None, **_):
+        codes.append(getattr(sender, "exitcode", None))
+
+    signals.worker_shutdown.connect(remember, weak=False)
+    app.worker_main(argv=argv)
+    sys.exit(codes[-1] or 0 if codes else 0)
 
 
 @main.command()
