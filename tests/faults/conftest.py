@@ -5,10 +5,12 @@ SIGKILLed and restarted by the test.
 
 Every case ends with the same checks (`Site.check`): each (article version, partner)
 received with a verified signature, no message under two webhook-ids, no partner
-delivery row left `dead` or `failed`, and duplicates — the same webhook-id received
-again after the partner had accepted it (answered 2xx in time) — counted and under 0.5%.
-A repeat of a message whose answer never reached the sender (a timeout) is what
-webhook-ids are for; those are counted as `repeats`, not as duplicates.
+delivery row left `dead` or `failed`, and duplicates counted and under 0.5%. A
+duplicate is a receipt beyond the first send plus the attempts the worker recorded as
+failed (error status, timeout, connection error): the partner had accepted the message
+and got it again (a worker died before recording the answer, a lease ran out). A
+resend after a recorded failure — a timeout whose answer never came — is what
+webhook-ids are for; those count as `repeats`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class Tally:
     expected: int = 0  # (article version, partner) pairs
     received: int = 0  # verified receipts, repeats included
     repeats: int = 0  # a webhook-id received again (any reason)
-    duplicates: int = 0  # ... after the partner had accepted it (2xx in time)
+    duplicates: int = 0  # ... beyond the retries of recorded failures: the partner had accepted it
     missing: list = field(default_factory=list)
     under_two_ids: list = field(default_factory=list)
     unverified: int = 0
@@ -134,6 +136,14 @@ class Site:
         except ProcessLookupError:
             pass
 
+    def stop_all(self) -> None:
+        """SIGTERM each process, SIGKILL after 5 s: the case is over, its outcome checked.
+        (After the flaky-partners case `syndicate run` did not exit within 30 s of SIGTERM:
+        reported, not waited for here.)"""
+        for proc in self.deployment.processes:
+            self.deployment.stop(proc, timeout=5)
+        self.close()
+
     def log(self, proc) -> str:
         return self.deployment.log(proc)
 
@@ -177,30 +187,42 @@ class Site:
 
     # -- the checks -----------------------------------------------------------------
 
+    def failed_attempts(self) -> Counter:
+        """Per (partner, webhook-id): attempts the worker recorded as failed (an error status,
+        a timeout, a connection error): each may have reached the partner, and a resend after
+        it is what retries are. An attempt cut short by a dead worker is not among them."""
+        from worker.store import AttemptRow, DeliveryRow
+
+        with self.store.session() as s:
+            rows = s.execute(
+                select(DeliveryRow.destination, DeliveryRow.message_id)
+                .join(AttemptRow, AttemptRow.delivery_id == DeliveryRow.id)
+                .where(DeliveryRow.kind == "partner", AttemptRow.finished_at.is_not(None),
+                       AttemptRow.outcome.not_in(("delivered", "skipped", "interrupted")))).all()
+        return Counter((d, m) for d, m in rows)
+
     def tally(self) -> Tally:
         from worker.store import ArticleRow
 
         with self.store.session() as s:
             versions = {(a, v) for a, v in s.execute(select(ArticleRow.id, ArticleRow.version))}
+        failed = self.failed_attempts()
         t = Tally(expected=len(versions) * len(self.fleet), rows=dict(self.statuses()))
         for i, server in enumerate(self.fleet):
             got: set[tuple[str, str]] = set()
-            accepted: set[str] = set()
-            seen: set[str] = set()
+            receipts: Counter = Counter()
             for rec in list(server.received):
                 if not rec.verified:
                     t.unverified += 1
                     continue
                 t.received += 1
-                wid = rec.webhook_id
-                if wid in seen:
-                    t.repeats += 1
-                if wid in accepted:
-                    t.duplicates += 1
-                seen.add(wid)
-                if getattr(rec, "fault", None) is None:
-                    accepted.add(wid)
+                receipts[rec.webhook_id] += 1
                 got.add(rec.key[:2])
+            for wid, count in receipts.items():
+                t.repeats += count - 1
+                # Received more often than the first send plus the recorded failures: the
+                # partner had accepted it, and it came again.
+                t.duplicates += max(0, count - 1 - failed[(f"p{i}", wid)])
             t.missing += [(f"p{i}", *key) for key in sorted(versions - got)]
             t.under_two_ids += [(f"p{i}", *k) for k, ids in server.ids_per_message().items() if len(ids) > 1]
         return t
@@ -236,8 +258,7 @@ def pg_url(pg_server_url) -> str:
 def site(tmp_path, redis_url, pg_url, fleet):
     s = Site(tmp_path, redis_url, pg_url, fleet)
     yield s
-    s.deployment.stop_all()
-    s.close()
+    s.stop_all()
 
 
 def percentile(values: list[float], q: float) -> float:

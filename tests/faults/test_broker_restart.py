@@ -47,5 +47,4 @@ def test_syndicate_run_rides_out_redis_restarts(tmp_path, pg_url, fleet, own_red
         assert "Unrecoverable error" not in log
         site.check("redis-restart")
     finally:
-        site.deployment.stop_all()
-        site.close()
+        site.stop_all()

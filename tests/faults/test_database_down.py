@@ -61,5 +61,4 @@ def test_database_unreachable_for_ten_seconds(tmp_path, redis_url, pg_url, fleet
         # Recording needs the database: at most the answers of what was in flight are repeated.
         site.check("database-down", duplicate_bound=CONCURRENCY * DISPATCH_BATCH)
     finally:
-        site.deployment.stop_all()
-        site.close()
+        site.stop_all()
