@@ -28,6 +28,10 @@ BEAT_LOCK_TIMEOUT = tunables().beat_lock_timeout
 
 
 def make_app() -> Celery:
+    from worker import kombu_redis_fix
+
+    # Without it a worker exits when Redis restarts under it (see the module).
+    kombu_redis_fix.apply()
     env = Environment.from_env()
     app = Celery("syndicate", include=["tasks.feeds", "tasks.deliver", "tasks.maintenance", "tasks.watch", "tasks.republish"])
     transport_options = {
@@ -57,7 +61,14 @@ def make_app() -> Celery:
         worker_soft_shutdown_timeout=tunables().soft_shutdown,
         worker_enable_soft_shutdown_on_idle=True,
         broker_connection_retry_on_startup=True,
+        # A lost broker connection is retried for ever, never a reason to exit (see
+        # worker/kombu_redis_fix.py for what made the worker exit when Redis restarted).
+        broker_connection_retry=True,
         broker_connection_max_retries=None,
+        # Tasks running when the broker connection drops finish: their sends land and are
+        # recorded in the store. Cancelling them would cut requests mid-flight (answers lost,
+        # duplicates) and count each cut as a worker killed mid-attempt (poison message).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         task_default_queue="deliver",

@@ -243,8 +243,21 @@ def republish_article(store, config: SyndicationConfig, article_id: str, partner
     return result
 
 
-def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
-    """Enqueue the work for committed events. Call only after the transaction committed."""
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """What enqueueing raises when the broker cannot be reached (after Celery's own retries)."""
+    import kombu.exceptions
+    import redis
+
+    return (kombu.exceptions.OperationalError, redis.RedisError)
+
+
+def dispatch(recorded: list[Recorded], config: SyndicationConfig, warn_broker_down: bool = True) -> bool:
+    """Enqueue the work for committed events. Call only after the transaction committed.
+
+    Returns False when the broker could not be reached: nothing is lost (the rows are
+    committed and due), the sweep enqueues them once the broker is back. One failed
+    enqueue stops the rest, so a broker that is down costs one connection attempt.
+    `warn_broker_down=False` is for a caller that tells its user itself (`ingest`)."""
     from worker import enqueue
 
     feeds: set[str] = set()
@@ -254,43 +267,64 @@ def dispatch(recorded: list[Recorded], config: SyndicationConfig) -> None:
         feeds.update(rec.feed_names)
     # One task per article fan-out; several articles stored together share a task, up to
     # DISPATCH_BATCH deliveries (sends to different destinations, and to one, run in parallel).
+    batches: list[list[int]] = []
     batch: list[int] = []
     for rec in recorded:
         ids = rec.partner_deliveries + rec.channel_deliveries
         if rec.changed and ids:
             if batch and len(batch) + len(ids) > DISPATCH_BATCH:
-                enqueue.deliver(batch)
+                batches.append(batch)
                 batch = []
             batch += ids
     if batch:
-        enqueue.deliver(batch)
+        batches.append(batch)
+    queued = True
+    try:
+        for ids in batches:
+            enqueue.deliver(ids)
+    except broker_errors() as exc:
+        queued = False
+        waiting = sum(len(ids) for ids in batches)
+        log.log(logging.WARNING if warn_broker_down else logging.DEBUG,
+                "stage=not-queued deliveries=%d error=%s: they are stored and go out when the broker is back "
+                "(the sweep)", waiting, exc)
     if any(rec.changed for rec in recorded):
-        request_feed_builds(feeds, config)
+        queued = request_feed_builds(feeds, config, warn_broker_down and queued) and queued
+    return queued
 
 
-def request_feed_builds(feeds: set[str], config: SyndicationConfig) -> None:
-    """Coalesced rebuilds of these feeds and the news sitemap (see worker.feeds.coalesce)."""
-    import kombu.exceptions
-    import redis
-
+def request_feed_builds(feeds: set[str], config: SyndicationConfig, warn: bool = True) -> bool:
+    """Coalesced rebuilds of these feeds and the news sitemap (see worker.feeds.coalesce);
+    False when Redis could not be reached."""
     from worker.feeds.coalesce import request_rebuilds
 
     try:
         request_rebuilds(feeds, config.feed_settings)
-    except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+    except broker_errors() as exc:
         # The feeds' pending rows are committed: the sweep asks again once Redis answers.
-        log.warning("stage=feeds-not-requested feeds=%s error=%s", ",".join(sorted(feeds)), exc)
+        log.log(logging.WARNING if warn else logging.DEBUG, "stage=feeds-not-requested feeds=%s error=%s",
+                ",".join(sorted(feeds)), exc)
+        return False
+    return True
 
 
-def ingest_articles(articles: list[Article], config: SyndicationConfig, store, origin: str = "ingest") -> list[Recorded]:
+class Ingested(list):
+    """The articles `ingest_articles` stored (a list of `Recorded`), and whether their work
+    reached the broker (`queued` False: it goes out once the broker is back)."""
+
+    queued: bool = True
+
+
+def ingest_articles(articles: list[Article], config: SyndicationConfig, store, origin: str = "ingest",
+                    warn_broker_down: bool = True) -> Ingested:
     """Store each article in its own transaction, then enqueue its work."""
-    results = []
+    results = Ingested()
     for article in articles:
         with store.session() as session:
             rec = record_article(session, article, config, origin=origin)
         log_recorded(rec)
         results.append(rec)
-    dispatch(results, config)
+    results.queued = dispatch(results, config, warn_broker_down)
     return results
 
 

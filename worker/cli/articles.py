@@ -77,7 +77,7 @@ def ingest(files: tuple[str, ...]) -> None:
     for article_id in repeated:
         err_console.print(f"{printable(article_id)}: given more than once; only its last version is stored",
                           markup=False, soft_wrap=True)
-    results = ingest_articles(articles, config, store)
+    results = ingest_articles(articles, config, store, warn_broker_down=False)
     for article, rec in zip(articles, results):
         what = rec.event_type or "unchanged, nothing sent"
         console.print(f"{printable(rec.article_id)}: {what}"
@@ -87,6 +87,11 @@ def ingest(files: tuple[str, ...]) -> None:
             console.print(f"  cleaned: {printable('; '.join(article.cleaning_notes), 1000)}", markup=False,
                           soft_wrap=True)
         log_cleaning(article, rec)
+    if not results.queued:
+        # Exit status stays 0 (1 if an input was rejected): the articles are stored, which is
+        # ingest's job; their deliveries are due rows the sweep sends once the broker answers.
+        err_console.print("the broker (Redis) cannot be reached: the articles are stored; delivery will follow "
+                          "when the broker is back", markup=False, soft_wrap=True)
     if rejections:
         err_console.print(f"{len(rejections)} input(s) rejected; {len(results)} article(s) processed",
                           markup=False)

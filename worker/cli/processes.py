@@ -16,7 +16,10 @@ from worker.cli import main
 from worker.cli.common import CONCURRENCY, _load_config_or_exit, _ready_store, err_console
 
 def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h"]
+    # No gossip or mingle: nothing here uses them, and gossip's restart after a broker loss
+    # fails (Celery 5.7 hands it a closed connection) and logs an error on every Redis restart.
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h", "--without-gossip",
+            "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if pool:
@@ -44,7 +47,7 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     # It runs in the foreground until stopped; say so before Celery's banner.
     err_console.print("syndicate run: a worker with beat, in the foreground (logs follow). Ctrl-C stops it; "
                       "running sends get the soft-shutdown time to finish.", markup=False)
-    app.worker_main(argv=_worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
+    _run_worker(app, _worker_argv(",".join(QUEUES), concurrency, loglevel, True, pool))
 
 
 @main.command()
@@ -58,7 +61,23 @@ def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str
 
     _load_config_or_exit(None)
     os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
-    app.worker_main(argv=_worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
+    _run_worker(app, _worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
+
+
+def _run_worker(app, argv: list[str]) -> None:
+    """Run the worker and exit with its status: `app.worker_main` drops it (the worker's
+    `exitcode`, 1 after an unrecoverable error), and a supervisor must not see a crashed
+    worker exit 0."""
+    from celery import signals
+
+    codes: list[int | None] = []
+
+    def remember(sender=None, **_):
+        codes.append(getattr(sender, "exitcode", None))
+
+    signals.worker_shutdown.connect(remember, weak=False)
+    app.worker_main(argv=argv)
+    sys.exit(codes[-1] or 0 if codes else 0)
 
 
 @main.command()

@@ -1,0 +1,97 @@
+"""Fault case 4: one partner down (it takes each request and never answers in time) for
+the whole run, while the nine others' latency is measured against a healthy run of the
+same size in the same test: their p99 must stay within twice the healthy p99.
+
+Latency is from the article's event being stored to the partner's receipt; articles are
+stored one after another at a steady pace, in this process, as sources would.
+
+The target is NOT met by the engine today, and the test says so as an expected failure
+(after every delivery check has passed): every delivery task waits for the dead partner's
+request to time out (SYNDICATE_DELIVERY_TASK_WAIT, 2 s, is longer than the 1 s timeout),
+each pool process is held ~1 s per article, and the queue grows until the breaker opens.
+Measured: healthy p99 225 ms → 4,499 ms (20x); with the wait at 0.2 s, 95 ms → 748 ms (8x).
+See docs/reliability-delivery.md."""
+
+import time
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.faults.conftest import article, percentile
+from tests.support.partner_server import Slow
+
+PER_PHASE = 40  # articles per phase × 10 partners
+PACE = 0.1  # seconds between articles
+WARM_UP = 1000
+
+
+def store_paced(site, numbers) -> dict[str, float]:
+    """Store and dispatch articles in-process at a steady pace; when each was stored."""
+    from config import load_config
+    from worker.articles import parse_article
+    from worker.pipeline import ingest_articles
+
+    config = load_config(site.config_path)
+    stored = {}
+    for n in numbers:
+        data = article(n)
+        stored[data["id"]] = time.time()
+        ingest_articles([parse_article(data, f"paced[{n}]")], config, site.store)
+        time.sleep(PACE)
+    return stored
+
+
+def latencies(fleet, stored: dict[str, float], skip: set[int] = frozenset()) -> list[float]:
+    out = []
+    for i, server in enumerate(fleet):
+        if i in skip:
+            continue
+        first: dict[str, float] = {}
+        for rec in server.verified():
+            first.setdefault(rec.key[0], rec.at)
+        out += [first[a] - t for a, t in stored.items() if a in first]
+    return out
+
+
+def never_in_time(rec):
+    """A partner that is down: it takes each request and answers long after every timeout."""
+    rec.fault = "timeout"
+    return Slow(30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_one_partner_down_does_not_slow_the_others(site, fleet):
+    site.configure(timeout="1s")
+    site.env.update({"SYNDICATE_BREAKER_COOLOFF": "2", "SYNDICATE_BREAKER_COOLOFF_MAX": "4", 
+                     "SYNDICATE_DELIVERY_TASK_WAIT": "0.2"})
+    site.start()
+    down = len(fleet) - 1
+
+    # Warm up (each pool process loads its engine on its first task), then measure.
+    store_paced(site, range(WARM_UP, WARM_UP + 4))
+    site.wait_delivered(4 * len(fleet), 60)
+    healthy = store_paced(site, range(PER_PHASE))
+    site.wait_delivered((4 + PER_PHASE) * len(fleet), 60)
+    healthy_p99 = percentile(latencies(fleet, healthy), 0.99)
+
+    fleet[down].default = never_in_time
+    degraded = store_paced(site, range(PER_PHASE, 2 * PER_PHASE))
+    others = set(degraded)
+    wait_until(lambda: all(others <= {r.key[0] for r in s.verified()} for s in fleet[:down]), 60,
+               "the healthy partners to receive the second phase")
+    degraded_p99 = percentile(latencies(fleet, degraded, skip={down}), 0.99)
+    print(f"\npartner-down: healthy p99 {healthy_p99 * 1000:.0f} ms, with one partner down "
+          f"{degraded_p99 * 1000:.0f} ms")
+    with open(__import__("os").environ.get("FAULTS_REPORT", "/dev/null"), "a") as out:
+        out.write(f'{{"case": "partner-down-latency", "healthy_p99_ms": {healthy_p99 * 1000:.0f}, '
+                  f'"degraded_p99_ms": {degraded_p99 * 1000:.0f}}}\n')
+
+    # The partner comes back: what waited for it goes out, nothing is dead.
+    fleet[down].default = (200, {}, b'{"ok":true}')
+    site.wait_delivered((4 + 2 * PER_PHASE) * len(fleet), 120)
+    site.check("partner-down")
+    if degraded_p99 > 2 * healthy_p99:
+        # Everything was delivered, once per id (checked above); the isolation target is not met.
+        pytest.xfail(f"engine defect, reported: with one partner never answering, the others' p99 went from "
+                     f"{healthy_p99 * 1000:.0f} ms to {degraded_p99 * 1000:.0f} ms (target: within 2x)")
