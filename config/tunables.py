@@ -32,7 +32,7 @@ class Tunables:
     # Added to a claimed delivery's lease (2 × timeout per send) before the sweep may take it back.
     lease_margin: float = 30.0
     # How long a delivery task waits for its sends before leaving slow ones to finish in the background.
-    delivery_task_wait: float = 2.0
+    delivery_task_wait: float = 0.5
     # Failed attempts in a row that open a destination's circuit; cool-off and its cap.
     breaker_threshold: int = 10
     breaker_cooloff: float = 60.0
@@ -60,7 +60,7 @@ class Tunables:
             sweep_interval=_float(env, "SYNDICATE_SWEEP_INTERVAL", 5.0, 0.1, 3600),
             requeue_after=_float(env, "SYNDICATE_REQUEUE_AFTER", 60.0, 1, 86400),
             lease_margin=_float(env, "SYNDICATE_LEASE_MARGIN", 30.0, 0, 3600),
-            delivery_task_wait=_float(env, "SYNDICATE_DELIVERY_TASK_WAIT", 2.0, 0, 600),
+            delivery_task_wait=_float(env, "SYNDICATE_DELIVERY_TASK_WAIT", 0.5, 0, 600),
             breaker_threshold=int(_float(env, "SYNDICATE_BREAKER_THRESHOLD", 10, 1, 1_000_000)),
             breaker_cooloff=_float(env, "SYNDICATE_BREAKER_COOLOFF", 60.0, 0.01, 86400),
             breaker_cooloff_max=_float(env, "SYNDICATE_BREAKER_COOLOFF_MAX", 3600.0, 0.01, 7 * 86400),

@@ -55,6 +55,17 @@ class Job:
         return destinations.key(self.kind, self.destination)
 
 
+# How long recording outcomes is retried while the database does not answer.
+RECORD_RETRY_FOR = 30.0
+
+
+def _is_disconnect(exc) -> bool:
+    """A database error that means the server is unreachable, not that the statement is wrong."""
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) and "locked" not in str(exc).lower()
+
+
 def queued_at(when: datetime | None, now: datetime) -> datetime | None:
     """What `queued_at` to store for a row due at `when`: soon ones are handed to the broker
     as a countdown (see tasks.deliver.schedule_later); later ones are left for the sweep,
@@ -136,20 +147,44 @@ class Recorder:
             groups[tuple(sorted(values))].append(values)
         newly_disabled = []
         failed = [(job, decision) for job, decision in reports if decision.status not in (DELIVERED, SKIPPED)]
-        with self.store.session() as s:
+        def write(s) -> dict:
+            newly_disabled.clear()
             for rows in groups.values():
                 bulk_update(s, DeliveryRow, rows)
             bulk_update(s, AttemptRow, attempt_updates)
             for (kind, name), reason in disable.items():
                 if destinations.disable(s, kind, name, reason, by="policy"):
                     newly_disabled.append((kind, name, reason))
-            details = _details(s, [j.delivery_id for j, d in failed if d.status in (FAILED, DEAD)])
+            return _details(s, [j.delivery_id for j, d in failed if d.status in (FAILED, DEAD)])
+
+        details = self._write_with_retries(write)
         for kind, name, reason in newly_disabled:
             log.error("%s=%s stage=disabled reason=%s; its deliveries wait until "
                       "`syndicate destinations enable %s`", kind, name, reason, name)
         self._health(health, pauses)
         report_to_sentry(failed, details, newly_disabled)
         return later
+
+    def _write_with_retries(self, write):
+        """Write the outcomes, retrying while the database is briefly away: every answer that
+        came back is worth recording, since a row left `sending` is sent again (a duplicate,
+        under the same id) once its lease runs out. Gives up (and raises) after
+        RECORD_RETRY_FOR seconds; the lease and the sweep take over from there."""
+        from sqlalchemy.exc import DBAPIError
+
+        deadline = time.monotonic() + RECORD_RETRY_FOR
+        delay = 0.5
+        while True:
+            try:
+                with self.store.session() as s:
+                    return write(s)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated and not _is_disconnect(exc) or time.monotonic() > deadline:
+                    raise
+                log.warning("the database is not answering; recording outcomes again in %.1fs (%s)", delay,
+                            type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     def _health(self, health: dict, pauses: dict[str, float]) -> None:
         pacer, breaker = self.gates.pacer, self.gates.breaker
