@@ -49,10 +49,10 @@ def world(tmp_path_factory, redis_db):
     redis_url = f"{REDIS_BASE}/{redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
     partners = [
-        {"name": "alpha", "url": alpha.url, "secret": alpha.secret, "allow_private": True, "retry_schedule": ["1ms"],
+        {"name": "alpha", "url": alpha.url, "secret": alpha.secret, "allow_private": True, "retry_schedule": ["100ms"],
          "timeout": "2s", "headers": {"Authorization": TOKEN, "X-Api-Key": API_KEY}},
         {"name": "beta", "url": f"http://127.0.0.1:{closed_port()}/hooks", "secret": beta_secret,
-         "allow_private": True, "retry_schedule": ["1ms"], "timeout": "2s"},
+         "allow_private": True, "retry_schedule": ["100ms"], "timeout": "2s"},
     ]
     config = write_config(root / "syndication.toml", extra="\n".join(
         ["[[partners]]\n" + "\n".join(f"{k} = {_value(v)}" for k, v in p.items()) for p in partners]
