@@ -1,5 +1,6 @@
-"""What the Bluesky transport tests share: the channel, fixture articles, and a delivery
-row that keeps its saved remote state between attempts as the engine does."""
+"""What the Bluesky transport tests share: the channel, fixture articles (as stored, the
+way a transport gets them), and a delivery row that keeps its saved remote state between
+attempts as the engine does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from config.channels import BlueskyChannel
+from tests.worker.transports.stored import stored
 from worker.delivery.policy import DELIVERED, FAILED, PENDING, SKIPPED, DeliveryPolicy
 from worker.transports.base import PUBLISHED, Outcome, Post
 
@@ -17,12 +19,18 @@ PASSWORD = "abcd-efgh-ijkl-mnop"
 HANDLE = "news.example.com"
 
 
-def article(key: str, images_url: str = "http://127.0.0.1:9", **changes) -> dict:
+def raw_article(key: str, images_url: str = "http://127.0.0.1:9", **changes) -> dict:
+    """A fixture article as its source gives it (WordPress HTML text), for tests that store it."""
     data = copy.deepcopy(json.loads(FIXTURES.read_text())["articles"][key])
     if data.get("image"):
         data["image"]["url"] = data["image"]["url"].replace("{images}", images_url)
     data.update(changes)
     return data
+
+
+def article(key: str, images_url: str = "http://127.0.0.1:9", **changes) -> dict:
+    """A fixture article, with `changes`, as stored: the event data `prepare` receives."""
+    return stored(raw_article(key, images_url, **changes))
 
 
 def channel(server, **values) -> BlueskyChannel:

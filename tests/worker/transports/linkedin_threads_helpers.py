@@ -1,24 +1,35 @@
 """What the delivery engine does around a transport, for in-process transport tests: one
 delivery row whose saved remote state is fed back into each next attempt's Post, and the
-fixture articles (tests/fixtures/linkedin_threads/)."""
+fixture articles (tests/fixtures/linkedin_threads/) as stored."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tests.worker.transports.stored import stored
 from worker.transports.base import PUBLISHED, Outcome, Post
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "linkedin_threads"
 
 
 def wordpress_articles() -> list[dict]:
-    """Article JSON made from /work/shared/fixtures/wordpress/posts.json by the WordPress source."""
-    return json.loads((FIXTURES / "wordpress_articles.json").read_text())
+    """Article JSON made from /work/shared/fixtures/wordpress/posts.json by the WordPress source,
+    as stored: the event data a transport's `prepare` receives."""
+    return [stored(a) for a in json.loads((FIXTURES / "wordpress_articles.json").read_text())]
 
 
 def tricky_articles() -> list[dict]:
-    return json.loads((FIXTURES / "tricky_articles.json").read_text())
+    """Long, emoji, combining, right-to-left and entity-laden stories, as stored (their HTML
+    text decoded once)."""
+    return [stored(a) for a in json.loads((FIXTURES / "tricky_articles.json").read_text())]
+
+
+def literal_article() -> dict:
+    """A stored story whose title literally says `&amp;` and `<b>` (its HTML escaped them):
+    readers must see those characters, not a second decoding of them."""
+    raw = json.loads((FIXTURES / "wordpress_articles.json").read_text())[0]
+    return stored(dict(raw, title="What &amp;amp; and &lt;b&gt; mean in HTML", summary="", tags=[]))
 
 
 class Row:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from config import parse_config
 from tests.support.bluesky_server import CREATE_RECORD, CREATE_SESSION, BlueskyServer, ImageServer
-from tests.worker.transports.bluesky_helpers import HANDLE, PASSWORD, article
+from tests.worker.transports.bluesky_helpers import HANDLE, PASSWORD, raw_article
 from worker.articles import parse_article
 from worker.delivery import DeliveryEngine, DeliveryPolicy
 from worker.pipeline import record_article
@@ -62,7 +62,7 @@ def engine(store, config, redis_client):
 
 
 def _story(images, **changes) -> dict:
-    data = article("putin", images.url, id="web:putin", **changes)
+    data = raw_article("putin", images.url, id="web:putin", **changes)
     data.pop("version", None)
     data["summary"] = "President Putin met Syria's Ahmed al-Sharaa at the Kremlin on Wednesday."
     data.pop("content_html", None)

@@ -9,11 +9,16 @@ import pytest
 from config.channels import FacebookChannel
 from tests.support import facebook_server as fb
 from tests.support.facebook_server import FacebookStandIn
+from tests.worker.transports.stored import stored
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED, Outcome, Post
 from worker.transports.facebook import FacebookTransport
 from worker.transports.text import plain, utf16_length
 
-ARTICLES = json.loads((Path(__file__).parents[2] / "fixtures" / "channel_articles_x_facebook.json").read_text())
+# The fixture file holds articles as WordPress gives them; a transport gets them as stored.
+RAW = json.loads((Path(__file__).parents[2] / "fixtures" / "channel_articles_x_facebook.json").read_text())
+ARTICLES = {key: stored(data) for key, data in RAW.items() if key != "_origin"}
+# Once stored, this title literally says `&amp;` and `<b>` (its HTML escaped them): readers see that.
+LITERAL = stored({**RAW["wp104"], "title": "What &amp;amp; and &lt;b&gt; mean in HTML", "summary": "", "tags": []})
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +101,15 @@ def test_publish_posts_message_and_link(api, transport):
     assert api.refused() == []
 
 
+def test_text_that_literally_says_an_entity_or_a_tag_is_posted_as_written(api, transport):
+    # Decoded once, when stored: not again on the way to Facebook (a plain-text message).
+    _, outcome = publish(transport, channel(api), LITERAL)
+    assert outcome.ok, outcome.describe()
+    [post] = api.posts.values()
+    assert post["message"].startswith("What &amp; and <b> mean in HTML")
+    assert api.refused() == []
+
+
 @pytest.mark.parametrize("name", ["long_title", "emoji", "cjk", "combining", "rtl", "entities"])
 def test_tricky_titles_are_posted_whole(api, transport, name):
     _, outcome = publish(transport, channel(api), ARTICLES[name])
@@ -107,7 +121,8 @@ def test_tricky_titles_are_posted_whole(api, transport, name):
 
 
 def test_a_message_is_fitted_to_63206_utf16_units(api, transport):
-    # Astral emoji count two UTF-16 units each: 40,000 of them must be cut.
+    # Astral emoji count two UTF-16 units each: 40,000 of them must be cut. (Storage keeps
+    # 1,000 characters of a title; the transport fits whatever it is given all the same.)
     data = {**ARTICLES["wp104"], "title": "😀 " * 40_000, "summary": ""}
     _, outcome = publish(transport, channel(api, template="{title}", hashtags=False), data)
     assert outcome.ok, outcome.describe()

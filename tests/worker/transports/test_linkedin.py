@@ -8,7 +8,13 @@ import pytest
 
 from config.channels import LinkedInChannel
 from tests.support.linkedin_server import LinkedInServer, utf16_length
-from tests.worker.transports.linkedin_threads_helpers import Row, leaked, tricky_articles, wordpress_articles
+from tests.worker.transports.linkedin_threads_helpers import (
+    Row,
+    leaked,
+    literal_article,
+    tricky_articles,
+    wordpress_articles,
+)
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED
 from worker.transports.linkedin import COMMENTARY_LIMIT, LinkedInTransport, escape_little
 from worker.transports.text import ELLIPSIS
@@ -95,6 +101,20 @@ def test_every_reserved_character_reaches_readers_and_hashtags_stay_hashtags(ser
     assert "[…] would cost £2bn {provisional} & more […]" in post.rendered
     assert data["url"] in post.rendered  # the URL's "_" and "()" come back as they were
     assert "#SmithJones #Budget2027" in post.rendered and "\\#SmithJones" not in post.commentary
+    assert server.refused() == []
+
+
+def test_text_that_literally_says_an_entity_or_a_tag_reaches_readers_as_written(server, transport):
+    # Decoded once, when stored; LinkedIn's little text only escapes its reserved "<" and ">".
+    dest = channel(server)
+    data = literal_article()
+    assert data["title"] == "What &amp; and <b> mean in HTML"
+    row, outcome = publish(transport, dest, data)
+    assert outcome.ok, outcome.describe()
+    post = server.only_post()
+    assert post.commentary.startswith("What &amp; and \\<b\\> mean in HTML")
+    assert post.rendered.startswith("What &amp; and <b> mean in HTML")
+    assert post.body["content"]["article"]["title"] == "What &amp; and <b> mean in HTML"
     assert server.refused() == []
 
 

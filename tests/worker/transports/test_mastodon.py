@@ -12,6 +12,7 @@ import pytest
 
 from config.channels import MastodonChannel
 from tests.support.mastodon_server import EDIT, INSTANCE, POST, MastodonServer, mastodon_count
+from tests.worker.transports.stored import stored
 from worker.delivery.policy import PENDING, DeliveryPolicy, is_transient
 from worker.transports import transport_class
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED, Outcome, Post, TransportError
@@ -19,12 +20,14 @@ from worker.transports.mastodon import DEFAULT_MAX_CHARACTERS, MastodonTransport
 from worker.transports.text import ELLIPSIS, plain
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mastodon"
+# As WordPress gives them; `article` gives them as stored, the way a transport gets them.
 ARTICLES = json.loads((FIXTURES / "articles.json").read_text())
 TOKEN = "tok-5f3a9c1e-do-not-leak"
 
 
 def article(n: int = 0, **changes) -> dict:
-    return dict(ARTICLES[n], **changes)
+    """Fixture article `n` with `changes` (HTML text, as a source gives it), as stored."""
+    return stored(dict(ARTICLES[n], **changes))
 
 
 def channel(server: MastodonServer, **extra) -> MastodonChannel:
@@ -212,8 +215,17 @@ def test_tricky_titles_are_fitted_as_mastodon_counts_and_accepted(server, engine
     assert mastodon_count(text) <= 500
     assert ARTICLES[0]["url"] in text  # never cut inside the URL
     assert "&#8217;" not in text and "&amp;" not in text
-    if mastodon_count(plain(title)) + 1 + 23 > 500:  # the title alone does not fit
+    if mastodon_count(plain(data["title"])) + 1 + 23 > 500:  # the stored title alone does not fit
         assert ELLIPSIS in text and mastodon_count(text) >= 450  # cut, not emptied
+    assert server.refused() == []
+
+
+def test_text_that_literally_says_an_entity_or_a_tag_is_posted_as_written(server, engine):
+    # Decoded once, when stored: not again on the way to Mastodon (plain text).
+    data = article(title="What &amp;amp; and &lt;b&gt; mean in HTML", tags=[])
+    assert engine.attempt("msg-1", PUBLISHED, data).ok
+    [status] = server.statuses.values()
+    assert status["text"] == f"What &amp; and <b> mean in HTML {ARTICLES[0]['url']}"
     assert server.refused() == []
 
 
@@ -311,7 +323,9 @@ def test_a_retry_after_the_key_expired_finds_the_status_instead_of_posting_again
     with MastodonServer(TOKEN, idempotency_window=0) as server:
         transport.idempotency_window = -1
         engine = Engine(transport, channel(server, template="{title}\n\n{url} {hashtags}"))
-        data = article(title="Syria’s & Russia’s <b>deal</b>", tags=["Middle East", "Syria"])
+        # Stored, the title literally says "<b>deal</b>": Mastodon shows it escaped in HTML.
+        data = article(title="Syria’s &amp; Russia’s &lt;b&gt;deal&lt;/b&gt;", tags=["Middle East", "Syria"])
+        assert data["title"] == "Syria’s & Russia’s <b>deal</b>"
         server.lose_answer(POST)
         assert engine.attempt("msg-1", PUBLISHED, data).error_class == "connection_error"
         assert engine.rows["msg-1"]["remote"]["posting_since"]

@@ -14,13 +14,23 @@ import pytest
 
 from config.channels import TelegramChannel
 from tests.support.telegram_server import Chat, TelegramServer, utf16_length
+from tests.worker.transports.stored import stored
 from worker.transports import transport_class
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED, Outcome, Post, TransportError
 from worker.transports.telegram import DELETE_WINDOW_REASON, TelegramTransport
 from worker.transports.text import grapheme_list, plain
 
-ARTICLES = json.loads((Path(__file__).parents[2] / "fixtures" / "telegram" / "articles.json").read_text())
-PUTIN, DROUGHT, SERBIA = ARTICLES
+# As WordPress gives them (HTML text); a transport gets them as stored.
+RAW = dict(zip(("putin", "drought", "serbia"),
+               json.loads((Path(__file__).parents[2] / "fixtures" / "telegram" / "articles.json").read_text())))
+
+
+def article(name: str, **changes) -> dict:
+    """Fixture article `name` with `changes` (HTML text, as a source gives it), as stored."""
+    return stored(dict(RAW[name], **changes))
+
+
+PUTIN, DROUGHT, SERBIA = article("putin"), article("drought"), article("serbia")
 TOKEN = "7012345678:AAF-secret-token_Zx9yW8vU7tS6rQ5pO4n"
 
 
@@ -116,7 +126,7 @@ def test_a_post_is_html_with_the_article_link_and_its_preview(server, transport,
     outcome = delivery.attempt()
     assert outcome.ok and outcome.status_code == 200, outcome.describe()
     [message] = server.posts()
-    # Entities decoded once by compose: ’ arrives as the character, never as &#8217;.
+    # Entities decoded once, when stored: ’ arrives as the character, never as &#8217;.
     assert message.text.startswith("Drought and Frost Force Agricultural Emergency in Southern Russia’s Grain")
     assert "&#8217;" not in message.text and "#Russia #Climate" in message.text
     [link] = [e for e in message.entities if e["type"] == "text_link"]
@@ -133,18 +143,23 @@ def test_a_post_is_html_with_the_article_link_and_its_preview(server, transport,
 
 
 def test_characters_special_in_html_are_escaped_and_arrive_as_written(server, transport, outcomes):
-    data = dict(PUTIN, title="AT&amp;T &lt;3 R&D: is 5 > 4? &lt;b&gt; stays text &amp; 3 < 4", tags=["R&D"])
+    # Decoded once, when stored: the title then literally says "<3", "<b>" and "&amp;".
+    data = article("putin", title="AT&amp;T &lt;3 R&D: is 5 > 4? &lt;b&gt; stays text &amp; 3 < 4, &amp;amp; too",
+                   tags=["R&D"])
+    assert data["title"] == "AT&T <3 R&D: is 5 > 4? <b> stays text & 3 < 4, &amp; too"
     outcome = publish(transport, server, outcomes, data).attempt()
     assert outcome.ok, outcome.describe()
     [message] = server.posts()
-    assert message.text.startswith("AT&T <3 R&D: is 5 > 4? <b> stays text & 3 < 4 ")
+    # Escaped once for Telegram's HTML, so readers see the stored text as it is.
+    assert message.text.startswith("AT&T <3 R&D: is 5 > 4? <b> stays text & 3 < 4, &amp; too ")
     assert [e["type"] for e in message.entities] == ["text_link"]
-    assert "&amp;T &lt;3 R&amp;D" in message.html
+    assert "&amp;T &lt;3 R&amp;D" in message.html and "&lt;b&gt; stays" in message.html
+    assert "&amp;amp; too" in message.html
     assert server.refused() == []
 
 
 def test_a_url_with_quotes_and_ampersands_survives_the_href(server, transport, outcomes):
-    data = dict(SERBIA, url='https://london-news-net.example/a?x=1&y="2"')
+    data = article("serbia", url='https://london-news-net.example/a?x=1&y="2"')
     assert publish(transport, server, outcomes, data).attempt().ok
     [message] = server.posts()
     [link] = [e for e in message.entities if e["type"] == "text_link"]
@@ -165,7 +180,7 @@ def test_the_transport_is_registered_under_its_type():
 
 def test_an_article_with_nothing_to_post_is_refused_when_prepared(server, transport):
     with pytest.raises(TransportError) as refused:
-        transport.prepare(channel(server, template="{section}"), PUBLISHED, dict(PUTIN, section=None))
+        transport.prepare(channel(server, template="{section}"), PUBLISHED, article("putin", section=None))
     assert refused.value.permanent
 
 
@@ -184,7 +199,7 @@ TRICKY = {
 @pytest.mark.parametrize("name", sorted(TRICKY))
 def test_tricky_text_is_fitted_to_4096_utf16_units_and_accepted(name, server, transport, outcomes):
     title = TRICKY[name]
-    data = dict(PUTIN, title=title, summary=title)
+    data = article("putin", title=title, summary=title)
     delivery = publish(transport, server, outcomes, data, template="{title}\n\n{summary}\n\n{url} {hashtags}")
     assert delivery.prepared["length"] <= 4096
     outcome = delivery.attempt()
@@ -194,7 +209,7 @@ def test_tricky_text_is_fitted_to_4096_utf16_units_and_accepted(name, server, tr
     assert message.text.endswith(PUTIN["url"] + " #Russia #Syria") or PUTIN["url"] in message.text
     # Cut on a grapheme boundary: every cluster of the post is one of the title's.
     title_clusters = set(grapheme_list(message.text.split("\n")[0].rstrip("…")))
-    source_clusters = set(grapheme_list(plain(title))) | {" "}
+    source_clusters = set(grapheme_list(plain(data["title"]))) | {" "}
     assert title_clusters <= source_clusters, title_clusters - source_clusters
     assert server.refused() == []
 
@@ -202,7 +217,7 @@ def test_tricky_text_is_fitted_to_4096_utf16_units_and_accepted(name, server, tr
 def test_a_300_character_title_is_cut_at_a_word_with_an_ellipsis(server, transport, outcomes):
     title = ("Record " + "floods " * 60).strip()[:300]
     body = "x" * 3900
-    data = dict(PUTIN, title=title, summary=body)
+    data = article("putin", title=title, summary=body)
     delivery = publish(transport, server, outcomes, data, template="{summary} {title} {url}")
     assert delivery.attempt().ok
     [message] = server.posts()
@@ -210,7 +225,8 @@ def test_a_300_character_title_is_cut_at_a_word_with_an_ellipsis(server, transpo
 
 
 def test_the_limit_counts_utf16_units_not_characters(server, transport, outcomes):
-    # 1500 astral emoji are 1500 characters but 3000 UTF-16 units (plus spaces).
+    # 1500 astral emoji are 1500 characters but 3000 UTF-16 units (plus spaces). Storage keeps
+    # 1,000 characters of a title; the transport fits whatever it is given all the same.
     title = "🚀 " * 1500
     delivery = publish(transport, server, outcomes, dict(PUTIN, title=title), template="{title} {url}")
     text_units = delivery.prepared["length"]
@@ -222,7 +238,7 @@ def test_the_limit_counts_utf16_units_not_characters(server, transport, outcomes
 
 def test_an_edited_story_edits_the_post(server, transport, outcomes):
     remote, _ = posted(transport, server, outcomes)
-    edited = dict(PUTIN, title="Putin and al-Sharaa agree on bases — updated")
+    edited = article("putin", title="Putin and al-Sharaa agree on bases — updated")
     delivery = Delivery(transport, channel(server), UPDATED, edited, outcomes, previous=remote)
     outcome = delivery.attempt()
     assert outcome.ok and outcome.status_code == 200, outcome.describe()
@@ -243,7 +259,7 @@ def test_an_update_that_changes_nothing_is_skipped_as_unchanged(server, transpor
 def test_an_edit_whose_answer_is_lost_is_retried_and_then_found_unchanged(server, transport, outcomes):
     remote, _ = posted(transport, server, outcomes)
     server.lose_answer("editMessageText")
-    delivery = Delivery(transport, channel(server), UPDATED, dict(PUTIN, title="New title"), outcomes,
+    delivery = Delivery(transport, channel(server), UPDATED, article("putin", title="New title"), outcomes,
                         previous=remote)
     first = delivery.attempt()
     assert not first.ok and first.status_code is None and first.retryable is None  # retried on schedule
@@ -256,7 +272,7 @@ def test_an_edit_whose_answer_is_lost_is_retried_and_then_found_unchanged(server
 def test_a_server_error_on_an_edit_is_retried(server, transport, outcomes):
     remote, _ = posted(transport, server, outcomes)
     server.fail("editMessageText", 502, "<html>502 Bad Gateway</html>")
-    delivery = Delivery(transport, channel(server), UPDATED, dict(PUTIN, title="New"), outcomes, previous=remote)
+    delivery = Delivery(transport, channel(server), UPDATED, article("putin", title="New"), outcomes, previous=remote)
     first = delivery.attempt()
     assert first.status_code == 502 and first.retryable is None and first.disable is None
     assert delivery.attempt().ok and server.posts()[0].text.startswith("New")
@@ -265,7 +281,7 @@ def test_a_server_error_on_an_edit_is_retried(server, transport, outcomes):
 def test_an_edit_of_a_post_deleted_on_telegram_is_skipped_not_reposted(server, transport, outcomes):
     remote, _ = posted(transport, server, outcomes)
     server.message(remote["id"]).deleted = True
-    outcome = Delivery(transport, channel(server), UPDATED, dict(PUTIN, title="New"), outcomes,
+    outcome = Delivery(transport, channel(server), UPDATED, article("putin", title="New"), outcomes,
                        previous=remote).attempt()
     assert outcome.ok and "no longer on Telegram" in outcome.skipped
     assert len(server.seen("sendMessage")) == 1
@@ -384,7 +400,7 @@ def test_a_worker_killed_mid_request_leaves_a_mark_that_stops_a_resend(server, t
 
 def test_an_update_after_an_unresolved_first_post_does_not_post_again(server, transport, outcomes):
     unresolved = {"sending": "2026-11-26T09:00:01Z", "digest": "1ba5b240b30a1471"}
-    delivery = Delivery(transport, channel(server), UPDATED, dict(PUTIN, title="New"), outcomes,
+    delivery = Delivery(transport, channel(server), UPDATED, article("putin", title="New"), outcomes,
                         previous=unresolved)
     outcome = delivery.attempt()
     # The engine's shared rule (Transport.deliver): an earlier post that may exist blocks a new one.

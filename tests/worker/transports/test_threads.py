@@ -8,7 +8,13 @@ import pytest
 
 from config.channels import ThreadsChannel
 from tests.support.threads_server import ThreadsServer, threads_count
-from tests.worker.transports.linkedin_threads_helpers import Row, leaked, tricky_articles, wordpress_articles
+from tests.worker.transports.linkedin_threads_helpers import (
+    Row,
+    leaked,
+    literal_article,
+    tricky_articles,
+    wordpress_articles,
+)
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED
 from worker.transports.text import ELLIPSIS
 from worker.transports.threads import TEXT_LIMIT, ThreadsTransport, threads_length
@@ -60,6 +66,14 @@ def test_a_story_becomes_one_text_post_with_its_link_attached(server, transport)
     assert server.refused() == [] and no_token_in_urls(server)
     assert all(r.headers["authorization"] == f"Bearer {server.token}" for r in server.requests)
     assert leaked(row.outcomes, server.token) == []
+
+
+def test_text_that_literally_says_an_entity_or_a_tag_is_posted_as_written(server, transport):
+    # Decoded once, when stored: not again on the way to Threads (plain text).
+    row, outcome = publish(transport, channel(server), literal_article())
+    assert outcome.ok, outcome.describe()
+    assert server.only_post().text.startswith("What &amp; and <b> mean in HTML")
+    assert server.refused() == []
 
 
 @pytest.mark.parametrize("article", tricky_articles(), ids=lambda a: a["id"])

@@ -10,11 +10,16 @@ import pytest
 from config.channels import XChannel
 from tests.support import x_server
 from tests.support.x_server import XStandIn
+from tests.worker.transports.stored import stored
 from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED, Outcome, Post
 from worker.transports.text import x_length
 from worker.transports.x import XTransport
 
-ARTICLES = json.loads((Path(__file__).parents[2] / "fixtures" / "channel_articles_x_facebook.json").read_text())
+# The fixture file holds articles as WordPress gives them; a transport gets them as stored.
+RAW = json.loads((Path(__file__).parents[2] / "fixtures" / "channel_articles_x_facebook.json").read_text())
+ARTICLES = {key: stored(data) for key, data in RAW.items() if key != "_origin"}
+# Once stored, this title literally says `&amp;` and `<b>` (its HTML escaped them): readers see that.
+LITERAL = stored({**RAW["wp104"], "title": "What &amp;amp; and &lt;b&gt; mean in HTML", "summary": "", "tags": []})
 SECRETS = (x_server.CONSUMER_KEY, x_server.CONSUMER_SECRET, x_server.ACCESS_TOKEN, x_server.ACCESS_TOKEN_SECRET)
 CREATE = "POST /2/tweets"
 
@@ -102,6 +107,15 @@ def test_publish_posts_signed_text_and_records_id_and_url(api, transport):
     assert req.headers["authorization"].startswith("OAuth ") and "oauth_body_hash" not in req.headers["authorization"]
 
 
+def test_text_that_literally_says_an_entity_or_a_tag_is_posted_as_written(api, transport):
+    # Decoded once, when stored: not again on the way to X (plain text, which X escapes itself).
+    _, outcome = publish(transport, channel(api), LITERAL)
+    assert outcome.ok, outcome.describe()
+    [tweet] = api.tweets.values()
+    assert tweet["text"].startswith("What &amp; and <b> mean in HTML ")
+    assert api.refused() == []
+
+
 @pytest.mark.parametrize("name", ["long_title", "emoji", "cjk", "combining", "rtl", "entities"])
 def test_tricky_titles_fit_280_as_x_counts_them(api, transport, name):
     dest = channel(api)
@@ -179,10 +193,11 @@ def test_lost_answer_without_timeline_access_records_unknown_id(api, transport):
     assert edit.attempt().skipped and len(api.tweets) == 1
 
 
-def test_a_text_without_link_is_matched_by_its_text_as_x_escapes_it(api, transport):
+@pytest.mark.parametrize("data", [ARTICLES["entities"], LITERAL], ids=["entities", "literal"])
+def test_a_text_without_link_is_matched_by_its_text_as_x_escapes_it(api, transport, data):
     dest = channel(api, template="{title}", hashtags=False)
     api.lose_answer(CREATE)
-    row, _ = publish(transport, dest, ARTICLES["entities"])
+    row, _ = publish(transport, dest, data)
     retry = row.attempt()
     [tweet] = api.tweets.values()
     assert "&" in tweet["text"] and retry.remote["id"] == tweet["id"]
