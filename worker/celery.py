@@ -94,7 +94,7 @@ def make_app() -> Celery:
     # lock there. A second `syndicate beat` waits on the lock and takes over at once when
     # the first stops, or within BEAT_LOCK_TIMEOUT if it died.
     app.conf.update(
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="worker.beat_scheduler:ResilientRedBeatScheduler",
         redbeat_redis_url=env.redis_url,
         redbeat_key_prefix=REDBEAT_KEY_PREFIX,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,

@@ -18,7 +18,10 @@ from worker.observability.sentry import shutdown
 
 def commands(group: click.Group, path=()):
     """Every command and group under `group`, with the arguments it requires."""
-    for name, cmd in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    # The `syndicate` group imports its commands when asked for them (worker.cli.COMMANDS).
+    for name in sorted(group.list_commands(ctx)):
+        cmd = group.get_command(ctx, name)
         args = [*path, name]
         required = [p for p in cmd.params if isinstance(p, click.Argument) and p.required]
         if not isinstance(cmd, click.Group):
