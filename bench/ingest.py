@@ -94,7 +94,7 @@ def baseline_round(kind: str, files: int, root: Path, tag: str) -> float:
     return files / elapsed
 
 
-def run(kinds: list[str], files: int, rounds: int, baseline: bool = True) -> dict:
+def run(kinds: list[str], files: int, rounds: int, baseline_files: int = 300) -> dict:
     procs = Processes()
     results = {}
     with tempfile.TemporaryDirectory(prefix="syndicate-bench-ingest-") as tmp:
@@ -103,7 +103,7 @@ def run(kinds: list[str], files: int, rounds: int, baseline: bool = True) -> dic
             redis_url = start_redis(procs, root)
             for kind in kinds:
                 rates = [one_round(kind, files, root, redis_url, f"{kind[:2]}{r}") for r in range(rounds)]
-                base = baseline_round(kind, files, root, f"b{kind[:2]}") if baseline else None
+                base = baseline_round(kind, baseline_files, root, f"b{kind[:2]}")
                 results[kind] = {"rate": median(rates), "rounds": rates, "baseline": base}
         finally:
             procs.stop_all()
