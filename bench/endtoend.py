@@ -149,6 +149,8 @@ class Deployment:
         out = {"workers": sum(cpu_seconds(p) for p in worker_pids)}
         out["receiver"] = cpu_seconds(self.procs.procs[1].pid)
         out["redis"] = cpu_seconds(self.procs.procs[0].pid)
+        if self.database_url.startswith("sqlite"):
+            return out
         out["postgres"] = sum(cpu_seconds(int(e.name)) for e in Path("/proc").iterdir()
                               if e.name.isdigit() and _is_postgres(e))
         return out
@@ -269,14 +271,13 @@ def scale_out(counts: list[int], articles: int, concurrency: int = 2) -> dict:
         dep = Deployment(Path(tmp), procs, url)
         try:
             for n in counts:
-                dep.start_workers(n, concurrency)
+                dep.start_workers(n - len(dep.workers), concurrency)  # add workers to those running
                 dep.dispatch_round(20, f"warm{n}")
                 before = dep.stats()
                 rate = dep.dispatch_round(articles, f"w{n}")
                 after = dep.stats()
                 dup = (after["count"] - before["count"]) - (after["unique"] - before["unique"])
                 out[n] = {"rate": rate, "duplicates": dup}
-                dep.stop_workers()
             stats = dep.stats()
             out["duplicates_total"] = stats["count"] - stats["unique"]
         finally:

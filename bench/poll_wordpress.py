@@ -83,7 +83,7 @@ class RemoteWordPress:
         self.proc.join(10)
 
 
-def run_once(posts: int, admin_client: redis.Redis) -> dict[str, float]:
+def run_once(posts: int, admin_client: redis.Redis, first_only: bool = False) -> dict[str, float]:
     wp = RemoteWordPress(posts)
     config = parse_config(f"""
 [site]
@@ -103,6 +103,10 @@ url = "{wp.url}"
         first = poll_source("wp", config=config, store=store, redis_client=admin_client)
         timings["first"] = time.perf_counter() - start
         assert first.published == posts + 12, first.summary()
+        if first_only:
+            store.dispose()
+            wp.stop()
+            return timings
         start = time.perf_counter()
         poll_source("wp", config=config, store=store, redis_client=admin_client)
         timings["idle"] = time.perf_counter() - start
@@ -117,16 +121,17 @@ url = "{wp.url}"
     return timings
 
 
-def run(posts: int, repeat: int) -> dict[str, float]:
+def run(posts: int, repeat: int, first_only: bool = False) -> dict[str, float]:
     """Medians over `repeat` runs: seconds for the first, idle and after-edits polls."""
     admin, client, number, token = claim_redis()
     try:
-        runs = [run_once(posts, client) for _ in range(repeat)]
+        runs = [run_once(posts, client, first_only) for _ in range(repeat)]
     finally:
         client.flushdb()
         if admin.get(f"syndicate-tests:db-claim:{number}") == token.encode():
             admin.delete(f"syndicate-tests:db-claim:{number}")
-    return {k: statistics.median(r[k] for r in runs) for k in ("first", "idle", "edits")} | {
+    keys = ("first",) if first_only else ("first", "idle", "edits")
+    return {k: statistics.median(r[k] for r in runs) for k in keys} | {
         "posts": posts + 12, "rounds": [r["first"] for r in runs]}
 
 

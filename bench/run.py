@@ -165,19 +165,23 @@ def feeds(table: Table, args) -> None:
 def ingest(table: Table, args) -> None:
     from bench import ingest as bench_ingest
 
-    results = bench_ingest.run(["sqlite", "postgresql"], 1000, args.rounds, baseline_files=200)
+    results = bench_ingest.run(["sqlite", "postgresql"], 1000, args.rounds, baseline_files=300)
     for kind, r in results.items():
         table.add(f"ingest 1,000 files, `syndicate ingest`, {kind}", r["rate"], "articles/s", 1000, True,
-                  baseline=f"{r['rate'] / r['baseline']:.1f}x one transaction per article ({r['baseline']:,.0f}/s)",
-                  note="rounds " + ", ".join(f"{x:,.0f}" for x in r["rounds"]))
+                  baseline=f"{r['rate'] / r['baseline']:.1f}x one transaction per article, in-process "
+                           f"({r['baseline']:,.0f}/s)",
+                  note="rounds " + ", ".join(f"{x:,.0f}" for x in r["rounds"])
+                       + f"; in-process, 100 per transaction, no process start: {r['batched']:,.0f}/s")
 
 
 def wordpress(table: Table, args) -> None:
     from bench.poll_wordpress import run
 
-    r = run(2000, args.rounds)
+    r = run(2000, args.rounds, first_only=not args.full)
     table.add("WordPress first poll, 2,000 posts", r["posts"] / r["first"], "posts/s", 1000, True,
-              note=f"idle poll {r['idle'] * 1000:.0f} ms, after 50 edits {r['edits'] * 1000:.0f} ms")
+              note="rounds " + ", ".join(f"{r['posts'] / x:,.0f}" for x in r["rounds"])
+                   + (f"; idle poll {r['idle'] * 1000:.0f} ms, after 50 edits {r['edits'] * 1000:.0f} ms"
+                      if args.full else ""))
 
 
 def _endtoend(*argv: str) -> dict:
@@ -246,7 +250,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the table as JSON to this file")
     args = parser.parse_args()
     args.rounds = 5 if args.full else 3
-    args.steady = 30.0
+    args.steady = 20.0
     args.feed_processes = 9 if args.full else 5
     table = Table()
     before = load_average()
