@@ -138,11 +138,14 @@ def test_ingest_enqueues_only_committed_rows_and_every_one(store, config, schedu
 def test_an_article_the_store_refuses_rejects_only_itself(store, config, scheduler):
     if store.is_sqlite:
         pytest.skip("SQLite does not enforce column lengths: nothing here is refused")
-    too_long = parse_article(dict(EXAMPLE, id="x" * 150 + ":1"), "t")  # source is VARCHAR(100)
+    # Input validation bounds every field to its column now; a value it let through by
+    # mistake (made here without validation) must still reject only its own article.
+    too_long = article(3).model_copy(update={"section": "S" * 250})  # section is VARCHAR(200)
     results = ingest_articles([article(1), too_long, article(2)], config, store)
     assert [r.error is None for r in results] == [True, False, True]
     assert "store refused" in results[1].error
     assert [r.event_type for r in results] == ["article.published", None, "article.published"]
     with store.session() as s:
         assert sorted(s.scalars(select(ArticleRow.id))) == ["web:story-1", "web:story-2"]
+        assert s.scalars(select(EventRow.article_id).where(EventRow.article_id == "web:story-3")).all() == []
     assert scheduler.uncommitted == [] and len(scheduler.delivered) == 4
