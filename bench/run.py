@@ -168,7 +168,7 @@ def ingest(table: Table, args) -> None:
     results = bench_ingest.run(["sqlite", "postgresql"], 1000, args.rounds, baseline_files=300)
     for kind, r in results.items():
         table.add(f"ingest 1,000 files, `syndicate ingest`, {kind}", r["rate"], "articles/s", 1000, True,
-                  baseline=f"{r['rate'] / r['baseline']:.1f}x one transaction per article, in-process "
+                  baseline=f"{r['rate'] / r['baseline']:.1f}x one article per transaction, in-process "
                            f"({r['baseline']:,.0f}/s)",
                   note="rounds " + ", ".join(f"{x:,.0f}" for x in r["rounds"])
                        + f"; in-process, 100 per transaction, no process start: {r['batched']:,.0f}/s")
