@@ -58,7 +58,7 @@ def serve_receiver(port: int, secret: str, sample_every: int) -> None:
 
     def control(path: str) -> bytes:
         if path == "/stats":
-            return json.dumps(state).encode()
+            return json.dumps(dict(state, unique=len(received))).encode()
         if path == "/dump":
             return json.dumps(received).encode()
         if path == "/reset":

@@ -13,21 +13,26 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
+import sqlalchemy.exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import SyndicationConfig
 from worker.articles import Article, iso
-from worker.feeds.index import index_article
+from worker.feeds.index import replace_terms
 from worker.sanitize import sanitize_html
 from worker.delivery.destinations import disabled_row_clause
 from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
+from worker.store.bulk import bulk_insert
 
 log = logging.getLogger("syndicate.pipeline")
 
 PUBLISHED, UPDATED, UNPUBLISHED = "article.published", "article.updated", "article.unpublished"
 DISPATCH_BATCH = 50
+# Articles stored per transaction by `ingest_articles`.
+INGEST_BATCH = 100
 
 
 def new_message_id() -> str:
@@ -46,6 +51,8 @@ class Recorded:
     partner_deliveries: list[int] = field(default_factory=list)
     feed_names: list[str] = field(default_factory=list)
     channel_deliveries: list[int] = field(default_factory=list)
+    # Set when the store refused this article (nothing of it was stored).
+    error: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -77,101 +84,180 @@ def republishable(article: Article, config: SyndicationConfig) -> Article:
     return article if clean == article.content_html else article.model_copy(update={"content_html": clean})
 
 
+_DATA_FIELDS = ("id", "url", "title", "summary", "content_html", "authors", "section", "tags", "image", "language")
+
+
+def event_data(values: dict) -> dict:
+    """`Article.data()` made from `Article.row_values()`, so the content version (a hash of the
+    whole body) is computed once per article, not twice (tests check the two agree)."""
+    data = {k: values[k] for k in _DATA_FIELDS}
+    data["authors"], data["tags"] = list(data["authors"]), list(data["tags"])
+    data.update(published_at=iso(values["published_at"]), updated_at=iso(values["updated_at"]),
+                version=values["version"])
+    return data
+
+
 def record_article(session: Session, article: Article, config: SyndicationConfig, origin: str = "ingest") -> Recorded:
     """Store the article; when it changed, create its event and deliveries. Caller commits."""
-    article = republishable(article, config)
-    now = utcnow()
-    existing = session.get(ArticleRow, article.id, with_for_update=True)
-    event_type = decide_event(existing, article)
-    result = Recorded(article.id)
-
-    previous_section = existing.section if existing is not None else None
-    previous_tags = list(existing.tags or []) if existing is not None else []
-    was_published = existing is not None and existing.status == "published"
-
-    values = article.row_values()
-    if event_type == UNPUBLISHED:
-        # Keep the last published content; only the state changes.
-        assert existing is not None
-        existing.status = "unpublished"
-        existing.updated_at = max(article.updated_at or now, existing.updated_at)
-        existing.changed_at = now
-        version = existing.version
-        data = unpublished_data(existing.id, existing.url, existing.version, existing.updated_at)
-    elif existing is None:
-        session.add(ArticleRow(**values, stored_at=now, changed_at=now))
-        version = values["version"]
-        data = article.data()
-    else:
-        if event_type is not None or existing.status != values["status"]:
-            for key, value in values.items():
-                setattr(existing, key, value)
-            existing.changed_at = now
-        version = values["version"]
-        data = article.data()
-
-    if event_type is None:
-        return result
-
-    session.flush()
-    index_article(session, article.id)
-    event = EventRow(article_id=article.id, version=version, type=event_type, data=data, origin=origin, created_at=now,
-                     notes=list(article.cleaning_notes) or None)
-    session.add(event)
-    session.flush()
-    result.event_type, result.event_id, result.version = event_type, event.id, version
-    published_at = existing.published_at if event_type == UNPUBLISHED else article.published_at
-    create_deliveries(session, event, config, article.section, article.tags, now,
-                      previous=(previous_section, previous_tags) if was_published else None, result=result,
-                      published_at=published_at)
-    return result
+    return record_articles(session, [article], config, origin)[0]
 
 
-def create_deliveries(
-    session: Session,
-    event: EventRow,
-    config: SyndicationConfig,
-    section: str | None,
-    tags: list[str],
-    now: datetime,
-    previous: tuple[str | None, list[str]] | None,
-    result: Recorded,
-    published_at: datetime | None = None,
-) -> None:
-    """One delivery row per destination that should see this event: feeds, partners, channels."""
-    rows: list[DeliveryRow] = []
+def record_articles(session: Session, articles: list[Article], config: SyndicationConfig,
+                    origin: str = "ingest") -> list[Recorded]:
+    """Store these articles in the caller's transaction, in order; for each that changed, its
+    event and its delivery rows. Caller commits. The same id twice gives two events, in order:
+    the batch is cut before an id comes again, so a part never holds an id twice."""
+    results: list[Recorded] = []
+    part: list[Article] = []
+    seen: set[str] = set()
+    for article in articles:
+        if article.id in seen:
+            results += _record_part(session, part, config, origin)
+            part, seen = [], set()
+        part.append(article)
+        seen.add(article.id)
+    if part:
+        results += _record_part(session, part, config, origin)
+    return results
 
-    def add(kind: str, destination: str, due: datetime = now) -> DeliveryRow:
-        row = DeliveryRow(
-            event_id=event.id, article_id=event.article_id, version=event.version, event_type=event.type,
-            kind=kind, destination=destination, message_id=new_message_id(), status="pending",
-            attempts=0, next_attempt_at=due, queued_at=now if due <= now else None, created_at=now, updated_at=now,
-        )
-        rows.append(row)
-        return row
 
+@dataclass
+class _Change:
+    """One article's event being stored, with what its delivery rows depend on."""
+
+    rec: Recorded
+    event: dict
+    section: str | None
+    tags: list[str]
+    previous: tuple[str | None, list[str]] | None
+    published_at: datetime | None
+    existed: bool
+    now: datetime
+
+
+def _record_part(session: Session, articles: list[Article], config: SyndicationConfig,
+                 origin: str) -> list[Recorded]:
+    """Articles with distinct ids: their rows in a few statements (not a few per article)."""
+    articles = [republishable(a, config) for a in articles]
+    existing: dict[str, ArticleRow] = {}
+    ids = sorted(a.id for a in articles)  # locked in one order, so two writers cannot deadlock
+    for chunk in _chunks(ids, 500):
+        for row in session.scalars(select(ArticleRow).where(ArticleRow.id.in_(chunk))
+                                   .order_by(ArticleRow.id).with_for_update()):
+            existing[row.id] = row
+    results: list[Recorded] = []
+    new_rows: list[dict] = []
+    changes: list[_Change] = []
+    for article in articles:
+        now = utcnow()
+        row = existing.get(article.id)
+        event_type = decide_event(row, article)
+        rec = Recorded(article.id)
+        results.append(rec)
+        values = article.row_values()
+        previous = None
+        if row is not None and row.status == "published":
+            previous = (row.section, list(row.tags or []))
+        published_at = article.published_at
+        if event_type == UNPUBLISHED:
+            # Keep the last published content; only the state changes.
+            assert row is not None
+            row.status = "unpublished"
+            row.updated_at = max(article.updated_at or now, row.updated_at)
+            row.changed_at = now
+            version, published_at = row.version, row.published_at
+            data = unpublished_data(row.id, row.url, row.version, row.updated_at)
+        elif row is None:
+            new_rows.append(dict(values, stored_at=now, changed_at=now))
+            version = values["version"]
+            data = event_data(values) if event_type else None
+        else:
+            if event_type is not None or row.status != values["status"]:
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.changed_at = now
+            version = values["version"]
+            data = event_data(values) if event_type else None
+        if event_type is None:
+            continue
+        rec.event_type, rec.version = event_type, version
+        changes.append(_Change(rec, dict(article_id=article.id, version=version, type=event_type, data=data,
+                                         origin=origin, created_at=now, notes=list(article.cleaning_notes) or None),
+                               article.section, article.tags, previous, published_at, row is not None, now))
+    conn = session.connection()
+    if new_rows:
+        bulk_insert(conn, ArticleRow.__table__, new_rows)
+    session.flush()  # the changed rows already stored
+    if not changes:
+        return results
+    _index(session, changes, existing, {r["id"]: r for r in new_rows})
+    event_ids = bulk_insert(conn, EventRow.__table__, [c.event for c in changes], returning_ids=True)
+    rows: list[dict] = []
+    owners: list[tuple[_Change, str]] = []
+    for change, event_id in zip(changes, event_ids):
+        change.rec.event_id = event_id
+        for kind, name, due in _destinations(change, config):
+            rows.append(dict(event_id=event_id, article_id=change.rec.article_id, version=change.rec.version,
+                             event_type=change.rec.event_type, kind=kind, destination=name,
+                             message_id=new_message_id(), status="pending", attempts=0, next_attempt_at=due,
+                             queued_at=change.now if due <= change.now else None, created_at=change.now,
+                             updated_at=change.now))
+            owners.append((change, kind))
+    if rows:
+        delivery_ids = bulk_insert(conn, DeliveryRow.__table__, rows, returning_ids=True)
+        for (change, kind), row, delivery_id in zip(owners, rows, delivery_ids):
+            if kind == "feed":
+                change.rec.feed_names.append(row["destination"])
+            elif kind == "partner":
+                change.rec.partner_deliveries.append(delivery_id)
+            elif row["queued_at"] is not None:
+                # Rows held by a channel's `delay` are left to the sweep, which takes them when due.
+                change.rec.channel_deliveries.append(delivery_id)
+    for change in changes:
+        if not change.existed:
+            continue  # a new article has no older delivery to supersede
+        event = SimpleNamespace(id=change.rec.event_id, article_id=change.rec.article_id, type=change.rec.event_type)
+        for kind in ("partner", "channel"):
+            names = [r["destination"] for (c, k), r in zip(owners, rows) if c is change and k == kind]
+            # An older version still waiting must never land after this one: supersede it.
+            supersede_older(session, event, kind, names, change.now)
+    return results
+
+
+def _destinations(change: _Change, config: SyndicationConfig):
+    """(kind, name, due) of every destination that should see this event: feeds, partners, channels."""
+    event_type, section, tags = change.rec.event_type, change.section, change.tags
     for feed in config.feeds:
         # A feed is rebuilt when it holds the article now or held it before
         # (a section change moves a story out of one feed and into another).
-        if feed.holds(section, tags) or (previous is not None and feed.holds(*previous)):
-            add("feed", feed.name)
-            result.feed_names.append(feed.name)
-    partner_rows = []
+        if feed.holds(section, tags) or (change.previous is not None and feed.holds(*change.previous)):
+            yield "feed", feed.name, change.now
     for partner in config.partners:
-        if partner.wants(event.type, section, tags):
-            partner_rows.append(add("partner", partner.name))
-    channel_rows = []
+        if partner.wants(event_type, section, tags):
+            yield "partner", partner.name, change.now
     for channel in config.channels:
-        if channel.wants(event.type, section, tags):
-            channel_rows.append(add("channel", channel.name, channel_due(channel, event.type, published_at, now)))
-    session.add_all(rows)
-    # An older version still waiting must never land after this one: supersede it.
-    supersede_older(session, event, "partner", [r.destination for r in partner_rows], now)
-    supersede_older(session, event, "channel", [r.destination for r in channel_rows], now)
-    session.flush()
-    result.partner_deliveries = [r.id for r in partner_rows]
-    # Rows held by a channel's `delay` are left to the sweep, which takes them when due.
-    result.channel_deliveries = [r.id for r in channel_rows if r.queued_at is not None]
+        if channel.wants(event_type, section, tags):
+            yield "channel", channel.name, channel_due(channel, event_type, change.published_at, change.now)
+
+
+def _index(session: Session, changes: list[_Change], existing: dict[str, ArticleRow], new_rows: dict[str, dict]) -> None:
+    """The feed index of every changed article, in line with its stored state (see worker.feeds.index)."""
+    stored = []
+    for change in changes:
+        article_id = change.rec.article_id
+        row = existing.get(article_id)
+        stored.append(row_state(row) if row is not None else new_rows[article_id])
+    replace_terms(session, [s["id"] for s in stored if s["id"] in existing], stored)
+
+
+def row_state(row: ArticleRow) -> dict:
+    return {"id": row.id, "status": row.status, "section": row.section, "tags": row.tags,
+            "published_at": row.published_at}
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def channel_due(channel, event_type: str, published_at: datetime | None, now: datetime) -> datetime:
@@ -317,15 +403,39 @@ class Ingested(list):
 
 def ingest_articles(articles: list[Article], config: SyndicationConfig, store, origin: str = "ingest",
                     warn_broker_down: bool = True) -> Ingested:
-    """Store each article in its own transaction, then enqueue its work."""
+    """Store the articles, INGEST_BATCH to a transaction, and enqueue each batch's work once it
+    is committed (so sending starts while later batches are stored). When a batch fails, its
+    articles are stored again one to a transaction, so an article the store refuses (say, a
+    value too long for its column) rejects only itself: its Recorded carries the `error`,
+    and the others are stored. Once the broker is found down, later batches are not offered
+    to it (one connection attempt in all): their rows are committed, the sweep sends them."""
     results = Ingested()
-    for article in articles:
-        with store.session() as session:
-            rec = record_article(session, article, config, origin=origin)
-        log_recorded(rec)
-        results.append(rec)
-    results.queued = dispatch(results, config, warn_broker_down)
+    for batch in _chunks(articles, INGEST_BATCH):
+        try:
+            with store.session() as session:
+                stored = record_articles(session, batch, config, origin=origin)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+            raise  # the store is unreachable: no article would be stored alone either
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError):
+            stored = [_ingest_alone(article, config, store, origin) for article in batch]
+        for rec in stored:
+            log_recorded(rec)
+        if results.queued:
+            results.queued = dispatch(stored, config, warn_broker_down)
+        results += stored
     return results
+
+
+def _ingest_alone(article: Article, config: SyndicationConfig, store, origin: str) -> Recorded:
+    try:
+        with store.session() as session:
+            return record_article(session, article, config, origin=origin)
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+        raise
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+        log.error("article=%s stage=refused-by-store error=%s", article.id, reason)
+        return Recorded(article.id, error=f"the store refused it: {reason}")
 
 
 def log_recorded(rec: Recorded) -> None:

@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 from config import SourceConfig, SyndicationConfig
 from worker.articles import Article, iso, last_per_id
 from worker.observability import redact, report_source_failing
-from worker.pipeline import PUBLISHED, UNPUBLISHED, UPDATED, Recorded, dispatch, log_recorded, record_article
+from worker.pipeline import (PUBLISHED, UNPUBLISHED, UPDATED, Recorded, dispatch, log_recorded, record_article,
+                             record_articles)
 from worker.sanitize import printable
 from worker.sources.base import Batch, KnownArticle, Rejection, Source, SourceError
 from worker.store import ArticleRow, RejectionRow, SourceStateRow, Store, utcnow
@@ -241,8 +242,7 @@ def store_batch(store: Store, config: SyndicationConfig, name: str, batch: Batch
                  len(repeated), printable(", ".join(repeated)))
     rejections = [bounded_rejection(r) for r in batch.rejections]
     with store.session() as s:
-        for article in articles:
-            recorded.append(record_article(s, article, config, origin=origin))
+        recorded += record_articles(s, articles, config, origin=origin)  # a few statements per batch
         for article_id in dict.fromkeys(batch.withdrawn):
             row = s.get(ArticleRow, article_id)
             if row is None or row.status != "published":

@@ -79,6 +79,11 @@ def ingest(files: tuple[str, ...]) -> None:
                           markup=False, soft_wrap=True)
     results = ingest_articles(articles, config, store, warn_broker_down=False)
     for article, rec in zip(articles, results):
+        if rec.error:  # the store refused this one (the others of its batch are stored)
+            err_console.print(f"rejected {printable(rec.article_id)}: {printable(rec.error, 2000)}", markup=False,
+                              soft_wrap=True)
+            rejections.append(Rejection(rec.article_id, rec.error, where=rec.article_id, article_id=rec.article_id))
+            continue
         what = rec.event_type or "unchanged, nothing sent"
         console.print(f"{printable(rec.article_id)}: {what}"
                       + (f" ({len(rec.partner_deliveries)} partner deliveries, {len(rec.feed_names)} feeds)"

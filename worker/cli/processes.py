@@ -15,10 +15,11 @@ import click
 from worker.cli import main
 from worker.cli.common import CONCURRENCY, _load_config_or_exit, _ready_store, err_console
 
-def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None) -> list[str]:
+def _worker_argv(queues: str, concurrency: int | None, loglevel: str, beat: bool, pool: str | None,
+                 name: str = "syndicate@%h") -> list[str]:
     # No gossip or mingle: nothing here uses them, and gossip's restart after a broker loss
     # fails (Celery 5.7 hands it a closed connection) and logs an error on every Redis restart.
-    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", "syndicate@%h", "--without-gossip",
+    argv = ["worker", "-Q", queues, "--loglevel", loglevel, "-n", name, "--without-gossip",
             "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
@@ -55,13 +56,15 @@ def run(concurrency: int | None, loglevel: str, pool: str | None) -> None:
 @click.option("--concurrency", "-c", type=CONCURRENCY, default=None, help="Worker processes (default: CPU count).")
 @click.option("--loglevel", default="INFO")
 @click.option("--pool", default=None)
-def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str | None) -> None:
+@click.option("--name", "-n", default="syndicate@%h", show_default=True,
+              help="Node name; give each worker on one host its own (%h is the host name).")
+def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str | None, name: str) -> None:
     """A worker without the beat schedule (run `syndicate beat` once, elsewhere)."""
     from worker.celery import QUEUES, app
 
     _load_config_or_exit(None)
     os.environ["SYNDICATE_LOG_LEVEL"] = loglevel
-    _run_worker(app, _worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool))
+    _run_worker(app, _worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool, name))
 
 
 def _run_worker(app, argv: list[str]) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from config import FeedConfig
 from worker.feeds.items import FeedItem
 from worker.store import ArticleRow, ArticleTermRow
+from worker.store.bulk import bulk_insert
 
 # Longer terms are not indexed (they would not fit the column or an index entry);
 # `syndicate check` refuses feed filters that long.
@@ -36,12 +37,23 @@ def index_article(session: Session, article_id: str) -> None:
     """Bring the article's index rows in line with its stored state. Call after a flush,
     in the transaction that changed the article."""
     row = session.get(ArticleRow, article_id)
-    session.execute(delete(ArticleTermRow).where(ArticleTermRow.article_id == article_id)
-                    .execution_options(synchronize_session=False))
-    if row is None or row.status != "published":
-        return
-    session.add_all(ArticleTermRow(article_id=row.id, kind=kind, term=term, published_at=row.published_at)
-                    for kind, term in article_terms(row.section, row.tags))
+    state = None if row is None else {"id": row.id, "status": row.status, "section": row.section,
+                                       "tags": row.tags, "published_at": row.published_at}
+    replace_terms(session, [article_id], [state] if state else [])
+
+
+def replace_terms(session: Session, stale_ids: list[str], states: list[dict]) -> None:
+    """The index rows of many articles at once: those of `stale_ids` removed, then one row per
+    term of each published article in `states` (dicts with id, status, section, tags,
+    published_at, as stored) inserted in one statement. Call in the transaction that stored them."""
+    for start in range(0, len(stale_ids), 500):
+        session.execute(delete(ArticleTermRow).where(ArticleTermRow.article_id.in_(stale_ids[start:start + 500]))
+                        .execution_options(synchronize_session=False))
+    rows = [{"article_id": s["id"], "kind": kind, "term": term, "published_at": s["published_at"]}
+            for s in states if s["status"] == "published"
+            for kind, term in article_terms(s["section"], s["tags"])]
+    if rows:
+        bulk_insert(session.connection(), ArticleTermRow.__table__, rows)
 
 
 def _newest_first(rows: list[ArticleRow]) -> list[ArticleRow]:
