@@ -132,15 +132,15 @@ class StoreContext:
         found: dict[str, KnownArticle] = {}
         with self.store.session() as s:
             for i in range(0, len(ids), _ID_CHUNK):
-                for row in s.scalars(select(ArticleRow).where(ArticleRow.id.in_(ids[i:i + _ID_CHUNK]))):
+                for row in s.execute(_KNOWN_COLUMNS.where(ArticleRow.id.in_(ids[i:i + _ID_CHUNK]))):
                     found[row.id] = _known(row)
         return found
 
     def published_since(self, since: datetime) -> dict[str, KnownArticle]:
         with self.store.session() as s:
-            rows = s.scalars(select(ArticleRow).where(ArticleRow.source == self.source,
-                                                      ArticleRow.status == "published",
-                                                      ArticleRow.published_at >= since))
+            rows = s.execute(_KNOWN_COLUMNS.where(ArticleRow.source == self.source,
+                                                  ArticleRow.status == "published",
+                                                  ArticleRow.published_at >= since))
             return {row.id: _known(row) for row in rows}
 
     def rejected(self, ids: list[str]) -> set[str]:
@@ -152,7 +152,12 @@ class StoreContext:
         return found
 
 
-def _known(row: ArticleRow) -> KnownArticle:
+# Only what a poller compares: loading whole rows (bodies included) cost most of an idle poll.
+_KNOWN_COLUMNS = select(ArticleRow.id, ArticleRow.status, ArticleRow.version, ArticleRow.published_at,
+                        ArticleRow.updated_at)
+
+
+def _known(row) -> KnownArticle:
     return KnownArticle(row.id, row.status, row.version, row.published_at, row.updated_at)
 
 

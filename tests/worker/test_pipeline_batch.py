@@ -135,9 +135,29 @@ def test_ingest_enqueues_only_committed_rows_and_every_one(store, config, schedu
     assert len(scheduler.delivered) == 60 * 2
 
 
-def test_an_article_the_store_refuses_rejects_only_itself(store, config, scheduler):
-    if store.is_sqlite:
-        pytest.skip("SQLite does not enforce column lengths: nothing here is refused")
+@pytest.fixture
+def pg_store(pg_server_url):
+    """PostgreSQL only: SQLite does not enforce column lengths, so it refuses nothing here."""
+    from tests.conftest import _pg_schema_url
+    from worker.store import Store
+
+    s = Store(_pg_schema_url(pg_server_url))
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def test_an_article_the_store_refuses_rejects_only_itself(pg_store, config, redis_url):
+    store = pg_store
+    previous = enqueue._scheduler
+    enqueue.install(RecordingScheduler(store))
+    try:
+        _refused_article_rejects_only_itself(store, config)
+    finally:
+        enqueue._scheduler = previous
+
+
+def _refused_article_rejects_only_itself(store, config):
     # Input validation bounds every field to its column now; a value it let through by
     # mistake (made here without validation) must still reject only its own article.
     too_long = article(3).model_copy(update={"section": "S" * 250})  # section is VARCHAR(200)
