@@ -150,14 +150,15 @@ def pg_store(pg_server_url):
 def test_an_article_the_store_refuses_rejects_only_itself(pg_store, config, redis_url):
     store = pg_store
     previous = enqueue._scheduler
-    enqueue.install(RecordingScheduler(store))
+    recording = RecordingScheduler(store)
+    enqueue.install(recording)
     try:
-        _refused_article_rejects_only_itself(store, config)
+        _refused_article_rejects_only_itself(store, config, recording)
     finally:
         enqueue._scheduler = previous
 
 
-def _refused_article_rejects_only_itself(store, config):
+def _refused_article_rejects_only_itself(store, config, scheduler):
     # Input validation bounds every field to its column now; a value it let through by
     # mistake (made here without validation) must still reject only its own article.
     too_long = article(3).model_copy(update={"section": "S" * 250})  # section is VARCHAR(200)
