@@ -89,7 +89,7 @@ class PartnerServer:
         self.plan: deque[Reply | Callable[[Received], Reply]] = deque()
         self.default: Reply = (200, {}, b'{"ok":true}')
         self.delay = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # wait_for's predicate may call verified()
         self._cond = threading.Condition(self._lock)
         server = self
 
