@@ -306,9 +306,11 @@ def module_running(tmp_path_factory, redis_db, pg_server_url, module_partner):
     use `redis_url` or `redis_client` (they empty the deployment's Redis database)."""
     redis_url = f"{REDIS_BASE}/{redis_db}"
     redis_lib.Redis.from_url(redis_url).flushdb()
-    # Rows committed but never enqueued are re-enqueued by the sweep after 3 s, not a minute.
+    # Rows committed but never enqueued are re-enqueued by the sweep after 3 s, not a minute;
+    # the breaker keeps its real threshold, with a cool-off of seconds, not a minute.
     deployment = make_deployment(tmp_path_factory.mktemp("deployment"), redis_url,
-                                 _pg_schema_url(pg_server_url), module_partner, SYNDICATE_REQUEUE_AFTER="3")
+                                 _pg_schema_url(pg_server_url), module_partner, SYNDICATE_REQUEUE_AFTER="3",
+                                 SYNDICATE_BREAKER_COOLOFF="5")
     deployment.syndicate("migrate", check=True)
     start_running(deployment, "--loglevel", "DEBUG")
     yield deployment

@@ -172,3 +172,35 @@ def test_ingest_reads_stdin(module_running, module_partner):
     result = d.syndicate("ingest", "-", input=json.dumps(story("from-stdin")))
     assert result.returncode == 0, result.stderr
     partner.wait_for(lambda _: messages(partner, "web:from-stdin"))
+
+
+def test_the_breaker_pauses_a_failing_partner_at_its_real_threshold_under_a_real_worker(module_running,
+                                                                                      module_partner):
+    """Default threshold (10 failures in a row); the module's cool-off is 5 s."""
+    from config.tunables import tunables
+
+    d, partner = module_running, module_partner
+    threshold = tunables().breaker_threshold
+    assert threshold == 10
+    stories = [story(f"breaker-{n}") for n in range(15)]
+    ids = {s["id"] for s in stories}
+    partner.default = (503, {}, b"down")
+    try:
+        d.syndicate("ingest", str(write(d, stories, "breaker")), check=True)
+        wait_until(lambda: "stage=circuit-open" in "".join(d.log(p) for p in d.processes), 60, "the circuit to open")
+        failed = len([r for r in partner.verified() if r.message["data"]["id"] in ids])
+        # sends already on their way when it opened may land; no more than one lane's worth
+        assert threshold <= failed < threshold + 8
+        # while it is open, sweeps run and nothing more is sent
+        d.wait_for_sweeps(2)
+        assert len([r for r in partner.verified() if r.message["data"]["id"] in ids]) == failed
+    finally:
+        partner.default = (200, {}, b'{"ok":true}')
+    # after the cool-off a probe goes, succeeds, the circuit closes and every story goes out
+    wait_until(lambda: all(messages(partner, i) and messages(partner, i)[-1].status == 200 for i in ids), 90,
+               "every story delivered after the circuit closed")
+    assert "stage=circuit-closed" in "".join(d.log(p) for p in d.processes)
+    statuses_now = [statuses(d, i)[("partner", "acme", "article.published")] for i in sorted(ids)]
+    assert all(s["status"] == "delivered" for s in statuses_now)
+    # the breaker held deliveries back without spending their attempts: none reached the last one
+    assert max(s["attempts"] for s in statuses_now) <= 3
