@@ -68,6 +68,17 @@ def pytest_configure(config):
     import tasks  # noqa: F401
 
 
+# Fixtures that start real `syndicate` processes: a test using one is slow whether or not its
+# module says so (`pytest -m "not slow"` is the quick loop; CI runs everything).
+PROCESS_FIXTURES = {"deployment", "running", "module_running", "feeds_running", "stack", "world"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):
     if not _claim:
         return

@@ -171,6 +171,18 @@ def test_republish_sends_a_new_message_and_replay_the_same_one(running, partner,
     assert missing.returncode == 1 and "no article 'web:nope'" in missing.stderr
 
 
+def test_republish_to_one_partner_with_the_older_partner_option(running, partner, tmp_path):
+    ingest(running, tmp_path, [article(501)], "one.json")
+    partner.wait_for(lambda _: len(of(partner, "web:story-501")) == 1, 30)
+    # `--partner` is the older spelling of `--to`, kept for operators' scripts
+    out = running.syndicate("republish", "web:story-501", "--partner", "acme", "--wait", check=True, timeout=90)
+    assert "sent again as a new message to 1 partner" in out.stdout
+    first, again = of(partner, "web:story-501")
+    assert first.webhook_id != again.webhook_id and again.status == 200  # --wait: landed before it returned
+    unknown = running.syndicate("republish", "web:story-501", "--partner", "nobody")
+    assert unknown.returncode != 0 and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
 def test_failed_deliveries_are_replayed_once_fixed(running, partner, tmp_path):
     # given a partner refusing one story for good (a 422 is final: status failed)
     partner.plan.append((422, {}, b'{"error":"unknown section"}'))
