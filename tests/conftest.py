@@ -71,11 +71,17 @@ def pytest_configure(config):
 # Fixtures that start real `syndicate` processes: a test using one is slow whether or not its
 # module says so (`pytest -m "not slow"` is the quick loop; CI runs everything).
 PROCESS_FIXTURES = {"deployment", "running", "module_running", "feeds_running", "stack", "world"}
+# Tests that start a worker without one of those fixtures.
+PROCESS_TESTS = (
+    "tests/worker/operations/test_reload.py::test_syndicate_reload_reaches_the_worker",
+    "tests/worker/operations/test_reload.py::test_sighup_reloads_in_place",
+    "tests/worker/operations/test_health.py::test_all_well_exits_0_and_a_stopped_worker",
+)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.startswith(PROCESS_TESTS):
             item.add_marker(pytest.mark.slow)
 
 
