@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -65,6 +66,23 @@ def pytest_configure(config):
     # In-process code that stores articles enqueues through worker.enqueue: install the Celery
     # implementation now that REDIS_URL points at this run's own database.
     import tasks  # noqa: F401
+
+
+# Fixtures that start real `syndicate` processes: a test using one is slow whether or not its
+# module says so (`pytest -m "not slow"` is the quick loop; CI runs everything).
+PROCESS_FIXTURES = {"deployment", "running", "module_running", "feeds_running", "stack", "world"}
+# Tests that start a worker without one of those fixtures.
+PROCESS_TESTS = (
+    "tests/worker/operations/test_reload.py::test_syndicate_reload_reaches_the_worker",
+    "tests/worker/operations/test_reload.py::test_sighup_reloads_in_place",
+    "tests/worker/operations/test_health.py::test_all_well_exits_0_and_a_stopped_worker",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) or item.nodeid.startswith(PROCESS_TESTS):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_unconfigure(config):
@@ -126,7 +144,7 @@ def _pg_schema_url(server_url: str) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
-    """Each test using this runs twice: on a SQLite file and on PostgreSQL."""
+    """Each test using this runs twice: on a SQLite file and on PostgreSQL (not migrated)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.db"
     return _pg_schema_url(request.getfixturevalue("pg_server_url"))
@@ -137,12 +155,65 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/store.db"
 
 
-@pytest.fixture
-def store(database_url):
+# Migrating from scratch takes Alembic about half a second; a store fixture instead copies a
+# store migrated once per run (SQLite: the file; PostgreSQL: the migration's statements,
+# recorded once and replayed into the test's own schema in one transaction).
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
     from worker.store import Store
 
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    template = Store(f"sqlite:///{path}")
+    template.migrate()
+    with template.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    template.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migration_statements(pg_server_url) -> list[tuple[str, object]]:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from worker.store import Store
+
+    recorded: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("SELECT", "SHOW")):
+            recorded.append((statement, parameters))
+
+    template = Store(_pg_schema_url(pg_server_url))
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        template.migrate()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    template.dispose()
+    return recorded
+
+
+def migrated_copy(database_url: str, request) -> None:
+    """Give the (empty) database at `database_url` the migrated schema, from the run's template."""
+    if database_url.startswith("sqlite"):
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), database_url.split("///", 1)[1])
+        return
+    statements = request.getfixturevalue("pg_migration_statements")
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        for statement, parameters in statements:
+            conn.exec_driver_sql(statement, parameters or ())
+    engine.dispose()
+
+
+@pytest.fixture
+def store(database_url, request):
+    from worker.store import Store
+
+    migrated_copy(database_url, request)
     s = Store(database_url)
-    s.migrate()
     yield s
     s.dispose()
 
@@ -192,11 +263,31 @@ def _toml(value) -> str:
 
 
 @pytest.fixture
-def deployment(tmp_path, redis_url, database_url, partner, partner_secret):
+def deployment_database_url(request, tmp_path) -> str:
+    """The store of a deployment of real processes: PostgreSQL, as in production. The SQLite store
+    keeps its own fast in-process tests; a real-process test whose behaviour depends on the store
+    runs on both with `@pytest.mark.parametrize("deployment_database_url", ["sqlite", "postgresql"],
+    indirect=True)`."""
+    if getattr(request, "param", "postgresql") == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return _pg_schema_url(request.getfixturevalue("pg_server_url"))
+
+
+@pytest.fixture
+def deployment(tmp_path, redis_url, deployment_database_url, partner, partner_secret):
     """Environment for processes of one deployment: its own Redis db, store, feeds dir and config."""
+    deployment = make_deployment(tmp_path, redis_url, deployment_database_url, partner)
+    yield deployment
+    # Every process a test started is stopped by it, whatever the test's outcome.
+    deployment.stop_all()
+
+
+def make_deployment(root: Path, redis_url: str, database_url: str, partner: PartnerServer,
+                    **env_changes: str) -> "Deployment":
+    """A deployment with partner `acme` (at `partner`) and feeds `all` and `world`."""
     config = write_config(
-        tmp_path / "syndication.toml",
-        partners=[{"name": "acme", "url": partner.url, "secret": partner_secret, "allow_private": True,
+        root / "syndication.toml",
+        partners=[{"name": "acme", "url": partner.url, "secret": partner.secret, "allow_private": True,
                    "retry_schedule": ["1s", "1s", "1s"]}],
         feeds=[{"name": "all", "title": "All stories"}, {"name": "world", "title": "World", "sections": ["World"]}],
     )
@@ -204,18 +295,54 @@ def deployment(tmp_path, redis_url, database_url, partner, partner_secret):
     env.update({
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
-        "FEEDS_DIR": str(tmp_path / "feeds"),
+        "FEEDS_DIR": str(root / "feeds"),
         "SYNDICATE_CONFIG": str(config),
         "SYNDICATE_SWEEP_INTERVAL": "1",
-        "SYNDICATE_BEAT_SCHEDULE": str(tmp_path / "beat-schedule"),
+        "SYNDICATE_BEAT_SCHEDULE": str(root / "beat-schedule"),
         "SYNDICATE_SOFT_SHUTDOWN": "2",
         "PYTHONUNBUFFERED": "1",
     })
+    env.update(env_changes)
     env.pop("SENTRY_DSN", None)
-    deployment = Deployment(tmp_path, env, config, database_url)
+    return Deployment(root, env, config, database_url)
+
+
+@pytest.fixture(scope="module")
+def module_partner():
+    """One stand-in partner for a module that shares one deployment."""
+    server = PartnerServer(new_secret()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_running(tmp_path_factory, redis_db, pg_server_url, module_partner):
+    """One `syndicate run` (PostgreSQL store, partner `module_partner`) shared by a module's
+    read-mostly cases; each case uses articles of its own. It logs at debug level, so that
+    `Deployment.wait_for_sweeps` can count the sweeps that ran. A module using this must not
+    use `redis_url` or `redis_client` (they empty the deployment's Redis database)."""
+    redis_url = f"{REDIS_BASE}/{redis_db}"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    # Rows committed but never enqueued are re-enqueued by the sweep after 3 s, not a minute;
+    # the breaker keeps its real threshold, with a cool-off of seconds, not a minute.
+    deployment = make_deployment(tmp_path_factory.mktemp("deployment"), redis_url,
+                                 _pg_schema_url(pg_server_url), module_partner, SYNDICATE_REQUEUE_AFTER="3",
+                                 SYNDICATE_BREAKER_COOLOFF="5")
+    deployment.syndicate("migrate", check=True)
+    start_running(deployment, "--loglevel", "DEBUG")
     yield deployment
-    # Every process a test started is stopped by it, whatever the test's outcome.
     deployment.stop_all()
+
+
+def start_running(deployment: "Deployment", *args: str) -> subprocess.Popen:
+    proc = deployment.start("run", "--concurrency", "2", *args)
+    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
+               "worker to start")
+    assert proc.poll() is None, deployment.log(proc)
+    return proc
+
+
+SWEEP_DONE = re.compile(r"Task tasks\.maintenance\.sweep\[[^\]]+\] succeeded")
 
 
 class Deployment:
@@ -266,15 +393,22 @@ class Deployment:
         for proc in self.processes:
             self.stop(proc)
 
+    def sweeps(self) -> int:
+        """How many sweeps the deployment's processes have finished (they log at debug level)."""
+        return sum(len(SWEEP_DONE.findall(self.log(p))) for p in self.processes)
+
+    def wait_for_sweeps(self, count: int = 2, timeout: float = 60) -> None:
+        """Evidence that whatever the sweep would send again has had its chance: `count` more
+        sweeps finish from now (a sweep that was already running may be one of them, hence 2)."""
+        start = self.sweeps()
+        wait_until(lambda: self.sweeps() >= start + count, timeout, f"{count} more sweeps to run")
+
 
 @pytest.fixture
 def running(deployment):
     """`deployment` with `syndicate run` started; stopped when the test ends."""
     deployment.syndicate("migrate", check=True)
-    proc = deployment.start("run", "--concurrency", "2")
-    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
-               "worker to start")
-    assert proc.poll() is None, deployment.log(proc)
+    start_running(deployment)
     return deployment
 
 

@@ -1,10 +1,12 @@
 """A stand-in partner: an HTTP server that verifies Standard Webhooks signatures as a
 real partner does (with the `standardwebhooks` library) and can be told to fail.
 
-It accepts a message only if the signature verifies against the partner's secret,
-the timestamp is within the library's tolerance, the body is JSON with the
-envelope fields, and the content type is JSON. Everything it receives is kept,
-verified or not, so tests can assert on both.
+It refuses, as a real receiver does and WHATEVER failure is planned, a request to any
+path but its endpoint (404), any method but POST (405), a body that is not declared as
+JSON (415), and one whose signature does not verify against the partner's secret, whose
+timestamp is outside the library's five-minute tolerance, or whose envelope lacks its
+fields (401). A refused request never consumes a planned reply. Everything it receives
+is kept, verified or not, so tests can assert on both (`assert_only_valid`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -32,6 +35,7 @@ class Received:
     at: float = field(default_factory=time.time)
     path: str = "/"
     reply: object = None
+    status: int = 0  # what was answered (0: no answer: reset, or not yet)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -73,6 +77,9 @@ def retry_after(status: int, value: str) -> Reply:
     return (status, {"Retry-After": value}, b'{"error":"slow down"}')
 
 
+PATH = "/hooks"
+
+
 class PartnerServer:
     def __init__(self, secret: str, host: str = "127.0.0.1"):
         self.secret = secret
@@ -82,7 +89,7 @@ class PartnerServer:
         self.plan: deque[Reply | Callable[[Received], Reply]] = deque()
         self.default: Reply = (200, {}, b'{"ok":true}')
         self.delay = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # wait_for's predicate may call verified()
         self._cond = threading.Condition(self._lock)
         server = self
 
@@ -92,6 +99,17 @@ class PartnerServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def _refuse_method(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                rec = Received(headers, body, False, f"method {self.command} not allowed", None,
+                               path=self.path, status=405)
+                server._keep(rec)
+                self._answer(405, {"Allow": "POST"}, b'{"error":"method not allowed"}')
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = _refuse_method
+
             def do_POST(self):
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
@@ -100,17 +118,22 @@ class PartnerServer:
                     # server's framework never hands such a request to the application.
                     with server._cond:
                         server.incomplete += 1
+                        server._cond.notify_all()
                     self.close_connection = True
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 rec = server._verify(headers, body, self.path)
+                if not rec.verified:
+                    # Refused before the application runs: no planned reply, delay or fault applies.
+                    server._keep(rec)
+                    self._answer(rec.status, {}, json.dumps({"error": rec.error}).encode())
+                    return
                 with server._cond:
                     reply = server.plan.popleft() if server.plan else server.default
                     rec.reply = reply
-                    server.received.append(rec)
-                    server._cond.notify_all()
                 if callable(reply):
                     reply = reply(rec)
+                server._keep(rec)
                 if server.delay:
                     time.sleep(server.delay)
                 if reply is RESET:
@@ -123,14 +146,16 @@ class PartnerServer:
                     time.sleep(reply.seconds)
                     reply = reply.reply
                 status, extra, payload = reply
-                if not rec.verified and status < 300:
-                    status, payload = 401, json.dumps({"error": rec.error}).encode()
-                self.send_response(status)
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
+                rec.status = status
+                self._answer(status, extra, payload)
+
+            def _answer(self, status: int, extra: dict[str, str], payload: bytes) -> None:
                 try:
+                    self.send_response(status)
+                    for k, v in extra.items():
+                        self.send_header(k, v)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
                 except OSError:
@@ -138,24 +163,36 @@ class PartnerServer:
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval: stopping the stand-in takes 50 ms, not half a second.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
-    def _verify(self, headers: dict[str, str], body: bytes, path: str = "/") -> Received:
+    def _verify(self, headers: dict[str, str], body: bytes, path: str = PATH) -> Received:
+        if urlsplit(path).path != PATH:
+            return Received(headers, body, False, f"no endpoint at {path}", None, path=path, status=404)
+        if not headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+            return Received(headers, body, False, f"content-type is {headers.get('content-type')!r}", None,
+                            path=path, status=415)
         try:
-            if not headers.get("content-type", "").startswith("application/json"):
-                raise WebhookVerificationError(f"content-type is {headers.get('content-type')!r}")
             message = self.webhook.verify(body, headers)
+            if not isinstance(message, dict):
+                raise WebhookVerificationError("envelope is not an object")
             for key in ("type", "timestamp", "data"):
                 if key not in message:
                     raise WebhookVerificationError(f"envelope has no {key!r}")
             return Received(headers, body, True, None, message, path=path)
-        except (WebhookVerificationError, ValueError) as exc:
-            return Received(headers, body, False, f"{type(exc).__name__}: {exc}", None, path=path)
+        except (WebhookVerificationError, ValueError, TypeError) as exc:
+            return Received(headers, body, False, f"{type(exc).__name__}: {exc}", None, path=path, status=401)
+
+    def _keep(self, rec: Received) -> None:
+        with self._cond:
+            self.received.append(rec)
+            self._cond.notify_all()
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"http://{host}:{port}{PATH}"
 
     def start(self) -> "PartnerServer":
         self.thread.start()
@@ -164,6 +201,17 @@ class PartnerServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def refused(self) -> list[Received]:
+        """Requests a real partner would have refused (bad signature, path, type, ...)."""
+        with self._lock:
+            return [r for r in self.received if not r.verified]
+
+    def assert_only_valid(self, incomplete: int = 0) -> None:
+        """Every request that arrived verified, and `incomplete` were cut off mid-body."""
+        bad = [(r.path, r.status, r.error) for r in self.refused()]
+        assert not bad, f"the partner refused requests a real receiver would refuse: {bad}"
+        assert self.incomplete == incomplete, f"{self.incomplete} requests were cut off, expected {incomplete}"
 
     def verified(self) -> list[Received]:
         with self._lock:

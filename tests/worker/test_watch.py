@@ -7,18 +7,18 @@ import json
 import logging
 import signal
 import subprocess
-import time
+import threading
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from tests.conftest import BIN, Deployment, wait_until, write_config
+from tests.conftest import BIN, Deployment, start_running, wait_until, write_config
 from tests.support.wordpress_server import wordpress  # noqa: F401
 from tests.worker.sources.helpers import events, poll, source_config
 from worker.store import EventRow, SourceStateRow, Store, utcnow
-from worker.watch import LOCK_PREFIX, due_sources
+from worker.watch import LOCK_PREFIX, due_sources, lock_ttl
 
 
 def wp_config(server, **extra):
@@ -101,9 +101,21 @@ def test_a_poll_that_finds_the_lock_held_skips_says_so_and_touches_nothing(wordp
 
 def test_the_lock_expires_so_a_poller_that_died_holding_it_does_not_stop_polling(wordpress, store, redis_client):
     config = wp_config(wordpress)
-    redis_client.set(LOCK_PREFIX + "wp", "a dead worker's token", px=800)
+    # a poller that died holding the lock: the lock it took has an expiry of lock_ttl
+    wordpress.delay = 0.3
+    polled = threading.Thread(target=poll, args=(config, store, redis_client))
+    polled.start()
+    wait_until(lambda: redis_client.exists(LOCK_PREFIX + "wp"), 10, "the poll to take its lock")
+    ttl_ms = redis_client.pttl(LOCK_PREFIX + "wp")
+    assert 0 < ttl_ms <= lock_ttl(config.sources[0]) * 1000
+    polled.join(30)
+    wordpress.delay = 0.0
+    # a dead worker's lock, with a long expiry so the skip cannot race the clock
+    redis_client.set(LOCK_PREFIX + "wp", "a dead worker's token", px=60_000)
     assert poll(config, store, redis_client).status == "skipped"
-    time.sleep(1.0)
+    # when it lapses (made to lapse now, rather than waiting a real minute), polling resumes
+    redis_client.pexpire(LOCK_PREFIX + "wp", 1)
+    wait_until(lambda: not redis_client.exists(LOCK_PREFIX + "wp"), 10, "the lock to lapse")
     assert poll(config, store, redis_client).status == "ok"
 
 
@@ -145,13 +157,21 @@ def stored_events(database_url) -> list[tuple[str, str]]:
 
 
 def start_worker(deployment: Deployment) -> subprocess.Popen:
-    proc = deployment.start("run", "--concurrency", "2")
-    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
-               "worker to start")
-    assert proc.poll() is None, deployment.log(proc)
-    return proc
+    # At debug level the worker logs each sweep it runs (`Deployment.wait_for_sweeps`).
+    return start_running(deployment, "--loglevel", "DEBUG")
 
 
+def wait_for_polls(wordpress, count: int = 3, timeout: float = 60) -> None:
+    """Evidence that the worker polled again: `count` more polls reached WordPress (each reads
+    the posts ordered by modification time)."""
+    def polls() -> int:
+        return len([r for r in wordpress.requests if r.param("orderby") == "modified"])
+
+    start = polls()
+    wait_until(lambda: polls() >= start + count, timeout, f"{count} more polls")
+
+
+@pytest.mark.slow
 def test_two_pollers_started_at_once_exactly_one_polls(deployment, wordpress):
     # given a slow WordPress, so a poll holds its lock for seconds
     configure(deployment, wordpress)
@@ -174,6 +194,7 @@ def test_two_pollers_started_at_once_exactly_one_polls(deployment, wordpress):
     assert len(stored_events(deployment.database_url)) == 12
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_poll_and_restarted_misses_nothing_and_repeats_nothing(deployment, wordpress,
                                                                                    redis_client):
     # given `syndicate run` polling a slow WordPress (timeout 2s: the lock lapses 14s after a death)
@@ -200,10 +221,11 @@ def test_a_worker_killed_mid_poll_and_restarted_misses_nothing_and_repeats_nothi
     expected[("wp:102", "article.unpublished")] = 1
     wait_until(lambda: Counter(stored_events(deployment.database_url)) == expected, 90,
                "every change to be stored once")
-    time.sleep(3)  # a few more polls change nothing
+    wait_for_polls(wordpress, 3)  # a few more polls change nothing
     assert Counter(stored_events(deployment.database_url)) == expected
 
 
+@pytest.mark.slow
 def test_done_when_every_change_made_while_syndicate_run_polls_yields_exactly_one_event(
         deployment, wordpress, partner, partner_secret):
     """Posts are published, edited and unpublished while `syndicate run` polls the stand-in
@@ -252,11 +274,12 @@ def test_done_when_every_change_made_while_syndicate_run_polls_yields_exactly_on
                  ("wp:108", "article.unpublished"), ("wp:106", "article.published")]
     wait_until(settled, 90, "the changes made across the restart")
 
-    # and more polls later, still nothing more
-    time.sleep(4)
+    # and more polls and sweeps later, still nothing more
+    wait_for_polls(wordpress, 3)
+    deployment.wait_for_sweeps(2)
     assert Counter(stored_events(deployment.database_url)) == Counter(expected)
     assert partner_events() == Counter(expected)
-    assert all(r.verified for r in partner.received)
+    partner.assert_only_valid()
     report = json.loads(deployment.syndicate("status", "wp:102", "--json", check=True).stdout)
     assert [d["event"] for d in report["deliveries"] if d["kind"] == "partner"] == \
         ["article.published", "article.updated"]

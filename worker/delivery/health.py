@@ -31,8 +31,13 @@ PREFIX = "syndicate:dest:"
 # GCRA: KEYS[1] = the partner's theoretical arrival time (ms); ARGV = emission interval (ms),
 # burst tolerance (ms), tokens wanted. Returns {granted, ms until the next token}.
 _GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now
+if ARGV[4] then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
@@ -50,8 +55,10 @@ return {granted, wait}
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, clock=None):
+        """`clock` (epoch seconds) is for tests; by default the limit runs on Redis's clock."""
         self.client = client
+        self.clock = clock
         self._script = client.register_script(_GCRA)
 
     def take(self, partner: str, rate: tuple[int, float], wanted: int) -> tuple[int, float]:
@@ -60,8 +67,10 @@ class RateLimiter:
         interval_ms = per * 1000.0 / count
         # Allow a burst of one period's worth (a "20/s" partner may get 20 at once, then 1 per 50 ms).
         tolerance_ms = interval_ms * (count - 1)
-        granted, wait_ms = self._script(keys=[PREFIX + partner + ":rate"],
-                                        args=[interval_ms, tolerance_ms, wanted])
+        args = [interval_ms, tolerance_ms, wanted]
+        if self.clock is not None:
+            args.append(int(self.clock() * 1000))
+        granted, wait_ms = self._script(keys=[PREFIX + partner + ":rate"], args=args)
         return int(granted), float(wait_ms) / 1000.0
 
 

@@ -81,7 +81,7 @@ def make_due(store, *ids) -> None:
 
 
 @pytest.fixture
-def servers():
+def servers(request):
     """Start stand-in partners on demand; all stopped at the end."""
     started: list[PartnerServer] = []
 
@@ -93,6 +93,11 @@ def servers():
     yield start
     for server in started:
         server.stop()
+    # Whatever a test planned, what was sent was what a real partner accepts (a test that sends
+    # something a partner must refuse says so with `refusal_expected`).
+    if "refusal_expected" not in request.keywords:
+        for server in started:
+            server.assert_only_valid(incomplete=server.incomplete)
 
 
 @pytest.fixture

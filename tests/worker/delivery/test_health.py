@@ -1,19 +1,52 @@
-"""Partner health in Redis: the shared rate limit and the circuit breaker."""
+"""Partner health in Redis: the shared rate limit and the circuit breaker. Both take a
+clock, so nothing here races the real one."""
 
-import time
+import pytest
 
+from config.common import destination_rate
 from worker.delivery.health import CircuitBreaker, RateLimiter
 
 
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_rate_limit_grants_a_burst_then_one_per_interval(redis_client):
-    limiter = RateLimiter(redis_client)
+    clock = Clock()
+    limiter = RateLimiter(redis_client, clock=clock)
     granted, wait = limiter.take("acme", (20, 1.0), 50)
-    assert granted == 20 and 0 < wait <= 0.06
+    assert granted == 20 and wait == pytest.approx(0.05)
     granted, wait = limiter.take("acme", (20, 1.0), 5)
-    assert granted == 0 and wait > 0
-    time.sleep(0.12)
-    granted, _ = limiter.take("acme", (20, 1.0), 5)
-    assert 1 <= granted <= 3
+    assert granted == 0 and wait == pytest.approx(0.05)
+    clock.now += 0.12
+    granted, wait = limiter.take("acme", (20, 1.0), 5)
+    assert granted == 2 and wait == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("rate, count, per", [("30/m", 30, 60.0), ("600/h", 600, 3600.0), ("2/h", 2, 3600.0)])
+def test_rate_limits_per_minute_and_per_hour(redis_client, rate, count, per):
+    assert destination_rate(rate) == (count, per)
+    clock = Clock()
+    limiter = RateLimiter(redis_client, clock=clock)
+    interval = per / count
+    assert limiter.take("acme", (count, per), count + 10)[0] == count  # one period's burst
+    granted, wait = limiter.take("acme", (count, per), 1)
+    assert granted == 0 and wait == pytest.approx(interval, abs=0.002)
+    clock.now += interval - 0.5
+    assert limiter.take("acme", (count, per), 1)[0] == 0
+    clock.now += 0.5
+    assert limiter.take("acme", (count, per), 5)[0] == 1
+    clock.now += per  # a quiet period earns a whole burst again, never more
+    assert limiter.take("acme", (count, per), count + 10)[0] == count
+
+
+def test_without_a_clock_the_limit_runs_on_redis_time(redis_client):
+    granted, wait = RateLimiter(redis_client).take("acme", (2, 3600.0), 5)
+    assert granted == 2 and 1700 < wait <= 1800
 
 
 def test_the_rate_limit_is_shared_between_limiters_and_separate_per_partner(redis_client):

@@ -9,12 +9,11 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import REPO, wait_until, write_config
+from tests.conftest import REPO, start_running, wait_until, write_config
 from tests.support.websub_hub import WebSubHub
 from tests.worker.feeds.validators import assert_valid_feed_files
 from worker.store import DeliveryRow, Store
@@ -54,11 +53,8 @@ def feeds_running(deployment, hub):
         {"name": "world", "title": "World", "sections": ["World"], "limit": FEED_LIMIT},
     ], extra=f'[websub]\nhubs = ["{hub.url}"]\n[feed_settings]\nrebuild_window = "{WINDOW:g}s"\n')
     deployment.syndicate("migrate", check=True)
-    proc = deployment.start("run", "--concurrency", "2")
-    wait_until(lambda: b"ready." in Path(proc.log_path).read_bytes() or proc.poll() is not None, 60,
-               "worker to start")
-    assert proc.poll() is None, deployment.log(proc)
-    deployment.worker = proc
+    # At debug level the worker logs each sweep it runs (`Deployment.wait_for_sweeps`).
+    deployment.worker = start_running(deployment, "--loglevel", "DEBUG")
     return deployment
 
 
@@ -112,6 +108,7 @@ def expected_ids(indexes) -> list[str]:
     return [f"tag:london-news-net.example,{datetime.now(timezone.utc).year}:web:burst-{i}" for i in indexes]
 
 
+@pytest.mark.slow
 def test_a_burst_is_coalesced_ends_in_the_right_state_and_pings_once_per_changed_file(feeds_running, hub):
     deployment = feeds_running
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -143,7 +140,8 @@ def test_a_burst_is_coalesced_ends_in_the_right_state_and_pings_once_per_changed
     # and the hub got exactly one publish ping per changed file, for the feed files only
     expected = changed_files(deployment)
     pings = hub.wait_for(lambda got: len(got) >= len(expected), 60)
-    time.sleep(WINDOW + 1)  # nothing more arrives
+    # nothing more arrives: the sweeps that would rebuild (and so ping) anything left ran meanwhile
+    deployment.wait_for_sweeps(2)
     assert len(hub.received) == len(expected) and all(p.accepted for p in hub.received)
     topics = sorted(p.topic for p in pings)
     assert topics == sorted(f"{FEEDS_URL}/{f}" for f in expected)
@@ -155,7 +153,7 @@ def test_a_burst_is_coalesced_ends_in_the_right_state_and_pings_once_per_changed
         ("all.rss", "unchanged"), ("all.atom", "unchanged"), ("all.json", "unchanged"),
         ("world.rss", "unchanged"), ("world.atom", "unchanged"), ("world.json", "unchanged"),
         ("news-sitemap.xml", "unchanged")]
-    time.sleep(WINDOW + 1)
+    deployment.wait_for_sweeps(2)
     assert len(hub.received) == len(expected)
 
     # when a file is lost, `syndicate feeds build NAME` rewrites it and pings the hub for it alone
@@ -166,6 +164,7 @@ def test_a_burst_is_coalesced_ends_in_the_right_state_and_pings_once_per_changed
     assert got[-1].topic == f"{FEEDS_URL}/all.rss" and got[-1].accepted
 
 
+@pytest.mark.slow
 def test_a_failing_hub_is_retried_and_never_holds_up_a_build(feeds_running, hub, tmp_path):
     deployment = feeds_running
     hub.plan.extend([(503, b"busy")] * 3)

@@ -168,12 +168,19 @@ def test_a_file_still_being_written_is_left_until_it_settles(folder, store, redi
 
 
 def test_an_embargoed_ninjs_document_waits_in_the_folder_until_its_time(folder, store, redis_client):
-    until = utcnow() + timedelta(seconds=2)
+    # the poll takes its clock (`now`): an embargo an hour away, polled before and after it
+    from worker.watch import poll_source
+
+    until = utcnow() + timedelta(hours=1)
     path = drop(folder, "embargo.json", dict(NINJS, embargoed=until.isoformat()))
-    assert poll(dir_config(folder), store, redis_client).published == 0
-    assert path.exists()
-    time.sleep(2.5)
-    assert poll(dir_config(folder), store, redis_client).published == 1
+    config = dir_config(folder)
+    before = poll_source("drop", config=config, store=store, redis_client=redis_client,
+                         now=until - timedelta(seconds=1))
+    assert before.published == 0
+    assert path.exists() and events(store) == []
+    after = poll_source("drop", config=config, store=store, redis_client=redis_client,
+                        now=until + timedelta(seconds=1))
+    assert after.published == 1
     assert (folder / "done" / "embargo.json").exists()
 
 
