@@ -29,8 +29,6 @@ import base64
 import json
 import os
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench.support import Processes, free_port, wait_for  # noqa: E402
+
 GOAL_THROUGHPUT = 1500.0
 GOAL_P99_MS = 500.0
 
@@ -111,48 +111,7 @@ def serve_receiver(port: int, secret: str, sample_every: int) -> None:
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
-
-
-class Processes:
-    def __init__(self):
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, argv: list[str], env: dict, log: Path) -> subprocess.Popen:
-        out = open(log, "wb")
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # pool children, in the session the process leads
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
+# free_port, wait_for and Processes are shared with the other benchmarks (bench/support.py).
 
 
 class Bench:
