@@ -32,8 +32,8 @@ CONFIRM_OVER = 100
 @click.option("--since", default=None, help='Every article changed within this long, e.g. "2h".')
 @click.option("--section", default=None, help="With --since: only this section.")
 @click.option("--yes", is_flag=True, help=f"Do not ask before republishing more than {CONFIRM_OVER} articles.")
-@click.option("--wait", is_flag=True, help="Follow the deliveries until each lands or fails; exit 1 unless all "
-              "were delivered.")
+@click.option("--wait", is_flag=True, help="Follow the deliveries until each lands or fails; exit 1 unless each "
+              "was delivered (or skipped, with its reason: a post already up to date).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def republish(article_id, to, partners, since, section, yes, wait, as_json) -> None:
     """Send an article's current state again as a new message (new ids) — to partners that
