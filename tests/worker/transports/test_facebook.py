@@ -9,8 +9,9 @@ import pytest
 from config.channels import FacebookChannel
 from tests.support import facebook_server as fb
 from tests.support.facebook_server import FacebookStandIn
+from tests.worker.transports.rows import Row as _Row
 from tests.worker.transports.stored import stored
-from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED, Outcome, Post
+from worker.transports.base import PUBLISHED, UNPUBLISHED, UPDATED
 from worker.transports.facebook import FacebookTransport
 from worker.transports.text import plain, utf16_length
 
@@ -50,38 +51,11 @@ def channel(api, **overrides) -> FacebookChannel:
     return FacebookChannel(**values)
 
 
-class Row:
-    """One delivery row as the engine keeps it: remote state saved by checkpoints."""
-
-    def __init__(self, transport, dest, event_type, data, previous=None):
-        self.transport, self.dest, self.event_type = transport, dest, event_type
-        self.prepared = transport.prepare(dest, event_type, data)
-        self.article_id = data["id"]
-        self.remote: dict = {}
-        self.saved: list[dict] = []
-        self.previous = previous
-        self.attempts = 0
-
-    def attempt(self) -> Outcome:
-        self.attempts += 1
-
-        def checkpoint(remote):
-            self.saved.append(dict(remote))
-            self.remote = dict(remote)
-
-        post = Post(delivery_id=1, message_id="msg-1", event_type=self.event_type, article_id=self.article_id,
-                    attempt=self.attempts, prepared=self.prepared, remote=dict(self.remote),
-                    previous=self.previous, checkpoint=checkpoint)
-        outcome = self.transport.deliver(self.dest, post)
-        shown = " ".join(str(v) for v in (outcome.body, outcome.error, outcome.disable, outcome.skipped,
-                                          json.dumps(outcome.remote)))
-        assert fb.PAGE_TOKEN not in shown and self.dest.page_token not in shown
-        if outcome.remote:
-            self.remote = {**self.remote, **outcome.remote}
-        return outcome
+def Row(transport, dest, event_type, data, previous=None):  # noqa: N802 - the shared row, with the page token
+    return _Row(transport, dest, event_type, data, previous, secrets=(fb.PAGE_TOKEN,))
 
 
-def publish(transport, dest, data) -> tuple[Row, Outcome]:
+def publish(transport, dest, data):
     row = Row(transport, dest, PUBLISHED, data)
     return row, row.attempt()
 
