@@ -87,11 +87,10 @@ def secrets_of(s) -> list[str]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, standins, pg_server_url, redis_db):
     import os
-    import subprocess
 
     import redis as redis_lib
 
-    from tests.conftest import BIN, REDIS_BASE, Deployment
+    from tests.conftest import REDIS_BASE, Deployment
 
     root = tmp_path_factory.mktemp("channels")
     redis_url = f"{REDIS_BASE}/{redis_db}"
@@ -112,7 +111,6 @@ def deployment(tmp_path_factory, standins, pg_server_url, redis_db):
     d.proc = proc
     yield d
     d.stop_all()
-    del subprocess
 
 
 def ingest(d, stories: list[dict], name: str) -> None:

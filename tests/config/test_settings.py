@@ -70,7 +70,7 @@ def test_every_problem_is_reported_in_one_run_with_its_location():
 def test_env_references_are_resolved_when_loaded():
     text = BROKEN.split("[[partners]]")[0].replace("ftp://", "https://").replace('langauge = "en"', "")
     text = text.replace('interval = "soon"', 'interval = "5m"\nurl = "${WP_URL}"').replace("limit = 0", "limit = 20")
-    text += f'[[partners]]\nname = "acme"\nurl = "https://acme.example/h"\nsecret = "${{ACME}}"\n'
+    text += '[[partners]]\nname = "acme"\nurl = "https://acme.example/h"\nsecret = "${ACME}"\n'
     config = parse_config(text, "x.toml", {"ACME": GOOD_SECRET, "WP_URL": "https://wp.example/wp-json/wp/v2"})
     assert config.partners[0].secret == GOOD_SECRET
     assert config.sources[0].url == "https://wp.example/wp-json/wp/v2"

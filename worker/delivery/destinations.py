@@ -80,7 +80,3 @@ def enable(s, kind: str, name: str) -> bool:
         False, None, None, None, now)
     return was
 
-
-def disable_partner(s, name: str, reason: str, by: str) -> None:
-    """Kept for callers from before channels shared the engine."""
-    disable(s, "partner", name, reason, by)

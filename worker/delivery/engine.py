@@ -96,15 +96,6 @@ class DeliveryEngine:
         self.stopping = False
         self._timeout_max = max((destinations.timeout_budget(d) for d in config.destinations), default=20.0)
 
-    # kept for callers from before channels shared the engine
-    @property
-    def breaker(self) -> CircuitBreaker | None:
-        return self.gates.breaker
-
-    @property
-    def bulkhead(self):
-        return self.gates.bulkhead
-
     def _rounds(self, count: int) -> int:
         """How many sends one lane makes one after another in a batch of `count` (the lease
         allows for that many timeouts in a row)."""
@@ -318,6 +309,3 @@ class DeliveryEngine:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.transports.close()
 
-
-# The name from before channels shared the engine.
-PartnerDeliverer = DeliveryEngine

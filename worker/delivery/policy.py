@@ -31,10 +31,6 @@ class Decision:
     endpoint_failed: bool = False
     pause_until: datetime | None = None
 
-    @property
-    def disable_partner(self) -> bool:  # the name before channels shared the engine
-        return self.disable_destination
-
 
 def is_redirect(status: int) -> bool:
     return 300 <= status < 400

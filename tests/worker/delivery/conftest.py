@@ -12,7 +12,7 @@ from config import parse_config
 from tests.conftest import REPO, _toml, new_secret
 from tests.support.partner_server import PartnerServer
 from worker.articles import parse_article
-from worker.delivery import DeliveryPolicy, PartnerDeliverer
+from worker.delivery import DeliveryPolicy, DeliveryEngine
 from worker.pipeline import record_article
 from worker.store import AttemptRow, DeliveryRow
 
@@ -102,12 +102,12 @@ def servers(request):
 
 @pytest.fixture
 def deliverer_for(store, redis_client):
-    made: list[PartnerDeliverer] = []
+    made: list[DeliveryEngine] = []
 
-    def make(config, **kwargs) -> PartnerDeliverer:
+    def make(config, **kwargs) -> DeliveryEngine:
         kwargs.setdefault("policy", DeliveryPolicy(rng=random.Random(1)))
         kwargs.setdefault("redis_client", redis_client)
-        d = PartnerDeliverer(store, config, **kwargs)
+        d = DeliveryEngine(store, config, **kwargs)
         made.append(d)
         return d
 

@@ -64,7 +64,7 @@ FAILURES = [
 def test_each_way_a_partner_fails_leads_to_its_outcome(sqlite_url, request, redis_client, servers, reply, status,
                                                        error_class, words):
     from tests.conftest import migrated_copy
-    from worker.delivery import PartnerDeliverer
+    from worker.delivery import DeliveryEngine
     from worker.store import Store
 
     migrated_copy(sqlite_url, request)
@@ -75,7 +75,7 @@ def test_each_way_a_partner_fails_leads_to_its_outcome(sqlite_url, request, redi
     [delivery_id] = store_article(store, config, article(1))
     # Wait for the send here (the timeout is 1 s): this table is about outcomes, not about
     # leaving slow sends to the background.
-    deliverer = PartnerDeliverer(store, config, redis_client=redis_client, task_wait=5)
+    deliverer = DeliveryEngine(store, config, redis_client=redis_client, task_wait=5)
     try:
         result = deliverer.run([delivery_id])
     finally:

@@ -29,13 +29,13 @@ def test_2xx_is_delivered(policy, status):
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 413, 422, 451])
 def test_other_4xx_fail_at_once(policy, status):
     decision = policy.decide(Outcome(status_code=status, body="bad"), 1, SCHEDULE, NOW)
-    assert decision.status == "failed" and not decision.disable_partner
+    assert decision.status == "failed" and not decision.disable_destination
     assert f"HTTP {status}" in decision.reason
 
 
 def test_410_disables_the_partner_and_keeps_the_delivery_waiting(policy):
     decision = policy.decide(Outcome(status_code=410), 3, SCHEDULE, NOW)
-    assert decision.disable_partner
+    assert decision.disable_destination
     assert decision.status == "pending" and decision.next_attempt_at == NOW
     assert "destinations enable" in decision.reason
 
