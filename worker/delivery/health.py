@@ -184,11 +184,22 @@ class CircuitBreaker:
         self.client.delete(*self._keys(partner))
 
 
+# KEYS[1] = the pause's end (epoch seconds); ARGV = new end, its expiry in ms. Never shortens.
+_EXTEND_PAUSE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 0
+"""
+
+
 class Pacer:
     """Destinations paused until a time they asked for (Retry-After), shared by all workers."""
 
     def __init__(self, client: redis.Redis):
         self.client = client
+        self._extend = client.register_script(_EXTEND_PAUSE)
 
     @staticmethod
     def _key(destination: str) -> str:
@@ -199,13 +210,8 @@ class Pacer:
         now = time.time() if now is None else now
         if until <= now:
             return
-        key = self._key(destination)
-        pipe = self.client.pipeline()
-        pipe.get(key)
-        (current,) = pipe.execute()
-        if current is not None and float(current) >= until:
-            return
-        self.client.set(key, until, px=int((until - now) * 1000) + 1000)
+        # One atomic step: two workers pausing at once keep the later time.
+        self._extend(keys=[self._key(destination)], args=[until, int((until - now) * 1000) + 1000])
 
     def paused_until(self, destinations: list[str], now: float | None = None) -> dict[str, float]:
         """The destinations paused now, with when their pause ends (one round trip)."""

@@ -86,3 +86,16 @@ def test_a_success_resets_the_failure_streak(redis_client):
     breaker.record("acme", 1, 0)
     breaker.record("acme", 0, 2)
     assert breaker.state("acme").state == "closed"
+
+
+def test_a_pause_is_shared_and_never_shortened(redis_client):
+    from worker.delivery.health import Pacer
+
+    pacer, other_worker = Pacer(redis_client), Pacer(redis_client)
+    pacer.pause("partner:acme", until=1_000_060.0, now=1_000_000.0)
+    other_worker.pause("partner:acme", until=1_000_010.0, now=1_000_000.0)  # shorter: ignored
+    assert other_worker.paused_until(["partner:acme", "partner:other"], now=1_000_000.0) == {
+        "partner:acme": 1_000_060.0}
+    other_worker.pause("partner:acme", until=1_000_120.0, now=1_000_000.0)  # longer: kept
+    assert pacer.paused_until(["partner:acme"], now=1_000_000.0) == {"partner:acme": 1_000_120.0}
+    assert pacer.paused_until(["partner:acme"], now=1_000_200.0) == {}
