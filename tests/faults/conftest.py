@@ -227,14 +227,14 @@ class Site:
             t.under_two_ids += [(f"p{i}", *k) for k, ids in server.ids_per_message().items() if len(ids) > 1]
         return t
 
-    def check(self, name: str, duplicate_bound: int | None = None) -> Tally:
+    def check(self, name: str, duplicate_bound: int | None = None, extra: dict | None = None) -> Tally:
         """Assert the outcome every case must end with. Duplicates must stay under 0.5% of the
         messages, or, where the fault itself forces them (`duplicate_bound`, e.g. a SIGKILL loses
         the answers of every request in flight), under that bound."""
         t = self.tally()
         report = {k: v for k, v in asdict(t).items() if k not in ("missing", "under_two_ids")}
         report.update(missing=len(t.missing), under_two_ids=len(t.under_two_ids),
-                      duplicate_rate=round(t.duplicate_rate, 5))
+                      duplicate_rate=round(t.duplicate_rate, 5), **(extra or {}))
         print(f"\nfault case {name}: {json.dumps(report)}")
         with open(os.environ.get("FAULTS_REPORT", "/dev/null"), "a") as out:
             out.write(json.dumps({"case": name, **report}) + "\n")

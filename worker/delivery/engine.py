@@ -9,12 +9,13 @@ or the sweep's batch of one destination's due rows) through three steps:
 2. **Send**, per destination in parallel lanes, each through its transport
    (`worker/transports/`: prepare once per event and destination, then send, update
    or delete), each request bounded by the destination's timeout.
-3. **Record** (`record.py`, one transaction for everything that finished):
+3. **Record** (`recording.py`, `record.py`): each send is recorded the moment its answer
+   is in, by one recording thread that writes whatever has finished in one transaction;
    `DeliveryPolicy` decides each outcome; rows are updated in bulk.
 
-The task waits a short while for the sends; a destination still answering after that
-finishes in the background and records itself, so one slow destination never holds a
-worker (and with it every other destination's deliveries) hostage.
+The task waits a short while for the sends (and not for stragglers once the others are
+done); a destination still answering after that finishes in the background (and is recorded the same way), so one slow destination never
+holds a worker (and with it every other destination's deliveries) hostage.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -41,7 +42,8 @@ from worker.delivery.claim import claim, previous_posts
 from worker.delivery.gates import ORDER_WAIT, Gates
 from worker.delivery.health import CircuitBreaker
 from worker.delivery.policy import PENDING, DeliveryPolicy
-from worker.delivery.record import Job, Recorder, queued_at
+from worker.delivery.record import RECORD_RETRY_FOR, Job, Recorder, queued_at
+from worker.delivery.recording import RecordingLine, RunTracker
 from worker.store import DeliveryRow, EventRow, Store, utcnow
 from worker.store.bulk import bookkeeping_store, bulk_update, insert_attempts
 from worker.transports import Outcome, Post, TransportError, Transports
@@ -50,6 +52,8 @@ log = logging.getLogger("syndicate.delivery")
 
 # Connections kept open per destination and process (also the most concurrent sends to one).
 LANES = 16
+# Least time a task waits for a straggling lane once others have finished (_wait_for_sends).
+STRAGGLER_FLOOR = 0.05
 
 Schedule = Callable[[list[tuple[int, datetime]]], None]
 
@@ -81,6 +85,7 @@ class DeliveryEngine:
         self.policy = policy or DeliveryPolicy(pause_max=t.pause_max)
         self.gates = Gates(redis_client, lanes, breaker)
         self.recorder = Recorder(self.store, self.policy, self.gates)
+        self.recording = RecordingLine(self.recorder, self._recorded, t.most_unrecorded)
         self.schedule = schedule
         self.task_wait = t.delivery_task_wait if task_wait is None else task_wait
         self.lanes = lanes
@@ -182,16 +187,19 @@ class DeliveryEngine:
         self._schedule(result.later)
 
         # -- 2. send ---------------------------------------------------------------------
-        futures: list[Future] = []
+        tracker = RunTracker()
+        futures: dict[Future, list[Job]] = {}
+        lane_keys: dict[Future, str] = {}
         for key, jobs in to_send.items():
             lanes = lanes_taken[key]
             for lane in range(lanes):
                 share = jobs[lane::lanes]
                 if share:
-                    fut = self.pool.submit(self._send_lane, key, share)
+                    fut = self.pool.submit(self._send_lane, key, share, tracker)
                     self._futures.add(fut)
                     fut.add_done_callback(self._futures.discard)
-                    futures.append(fut)
+                    futures[fut] = share
+                    lane_keys[fut] = key
                 else:
                     self.gates.bulkhead.release(key)
             result.sent += len(jobs)
@@ -199,22 +207,46 @@ class DeliveryEngine:
             job.outcome = Outcome(error_class="unknown_destination",
                                   error=f"{job.kind} {job.destination!r} is no longer configured")
             job.finished_at = utcnow()
+            job.tracker = tracker
+            self.recording.put(job)
 
-        # -- 3. record -------------------------------------------------------------------
-        done, not_done = wait(futures, timeout=self.task_wait) if futures else (set(), set())
-        finished = list(unknown)
+        # -- 3. record (as each send finishes: recording.py) -----------------------------
+        done, not_done = self._wait_for_sends(lane_keys)
         for fut in done:
-            finished += fut.result()
-        if finished:
-            retries = self.recorder.record(finished)
-            self._settled(j.delivery_id for j in finished)
-            self._schedule(retries)
-            result.later += retries
+            fut.result()  # a lane's own failure (a bug) surfaces here
+        # What finished within the wait is recorded before the task returns, as it always was.
+        ids_done = {j.delivery_id for fut in done for j in futures[fut]} | {j.delivery_id for j in unknown}
+        if not tracker.wait_for(ids_done, RECORD_RETRY_FOR + 5.0):
+            log.warning("recording outcomes is slow; the task returns and they are recorded in the background")
+        result.later += tracker.later
         result.background = len(not_done)
-        for fut in not_done:
-            # Finishes (and records itself) after this task returns.
-            fut.add_done_callback(self._record_in_background)
         return result
+
+    def _wait_for_sends(self, futures: dict[Future, str]) -> tuple[set[Future], set[Future]]:
+        """Wait for the lanes (future -> destination key) up to the task wait, but not for a
+        straggling destination: once other destinations' lanes have finished, a destination
+        none of whose lanes has come back gets twice as long as the last lane to finish took
+        (at least STRAGGLER_FLOOR), then finishes in the background. So a destination that
+        stopped answering holds this pool process for tens of milliseconds, not for the task
+        wait, and the healthy destinations' next articles are not queued behind it."""
+        done: set[Future] = set()
+        pending = set(futures)
+        answered: set[str] = set()  # destinations with a lane finished
+        start = time.monotonic()
+        last_finished: float | None = None
+        while pending:
+            elapsed = time.monotonic() - start
+            limit = self.task_wait
+            if last_finished is not None and not answered & {futures[f] for f in pending}:
+                limit = min(limit, max(2 * last_finished, STRAGGLER_FLOOR))
+            if elapsed >= limit:
+                break
+            finished, pending = wait(pending, timeout=limit - elapsed, return_when=FIRST_COMPLETED)
+            if finished:
+                done |= finished
+                answered |= {futures[f] for f in finished}
+                last_finished = time.monotonic() - start
+        return done, pending
 
     def _schedule(self, later: list[tuple[int, datetime]]) -> None:
         if self.schedule is None or not later:
@@ -235,14 +267,16 @@ class DeliveryEngine:
         with self._in_flight_lock:
             self._in_flight.difference_update(ids)
 
-    def _send_lane(self, key: str, jobs: list[Job]) -> list[Job]:
+    def _send_lane(self, key: str, jobs: list[Job], tracker: RunTracker) -> None:
         cache: dict = {}
         try:
             for job in jobs:
+                job.tracker = tracker
                 if self.stopping:
                     # A warm shutdown: sends not started yet are handed back (release_leases).
-                    job.outcome = None
+                    tracker.recorded([job.delivery_id], [])
                     continue
+                self.recording.wait_room()
                 try:
                     transport, prepared = self._prepared(job, cache)
                     post = Post(job.delivery_id, job.message_id, job.event_type, job.article_id, job.attempts_made,
@@ -258,9 +292,23 @@ class DeliveryEngine:
                     job.outcome = Outcome(error_class=type(exc).__name__, error=str(exc)[:500])
                     job.unexpected = exc
                 job.finished_at = utcnow()
-            return [j for j in jobs if j.outcome is not None]
+                self.recording.put(job)
         finally:
             self.gates.bulkhead.release(key)
+
+    def _recorded(self, jobs: list[Job], later: list[tuple[int, datetime]] | None) -> None:
+        """The recording thread wrote these jobs (`later` is None when it gave up: the rows stay
+        claimed until their lease runs out, and a warm shutdown hands them back)."""
+        if later is not None:
+            self._settled(j.delivery_id for j in jobs)
+            self._schedule(later)
+        by_run: dict[int, tuple[RunTracker, list[int]]] = {}
+        for job in jobs:
+            if job.tracker is not None:
+                by_run.setdefault(id(job.tracker), (job.tracker, []))[1].append(job.delivery_id)
+        for tracker, ids in by_run.values():
+            mine = set(ids)
+            tracker.recorded(ids, [(i, w) for i, w in (later or []) if i in mine])
 
     def _checkpoint(self, job: Job) -> Callable[[dict], None]:
         def save(remote: dict) -> None:
@@ -272,15 +320,6 @@ class DeliveryEngine:
                           .execution_options(synchronize_session=False))
         return save
 
-    def _record_in_background(self, fut: Future) -> None:
-        try:
-            jobs = fut.result()
-            later = self.recorder.record(jobs)
-            self._settled(j.delivery_id for j in jobs)
-            self._schedule(later)
-        except Exception:  # noqa: BLE001 - the lease runs out and the sweep takes the rows again
-            log.exception("recording a background delivery failed; the sweep will retry it")
-
     def shutdown(self, timeout: float) -> list[int]:
         """A warm stop: start no new send, let running ones finish (and record themselves)
         for up to `timeout` seconds, then hand back every row still claimed, so the next
@@ -291,10 +330,8 @@ class DeliveryEngine:
         pending = list(self._futures)
         if pending:
             wait(pending, timeout=timeout)
-        deadline = time.monotonic() + 2.0
-        # Background recordings run in done-callbacks: give them a moment.
-        while self._futures and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # What finished is being recorded: give the recording thread a moment.
+        self.recording.drain(2.0)
         with self._in_flight_lock:
             left = sorted(self._in_flight)
         if not left:
@@ -307,5 +344,6 @@ class DeliveryEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.recording.close()
         self.transports.close()
 

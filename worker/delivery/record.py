@@ -49,6 +49,7 @@ class Job:
     outcome: Outcome | None = None
     finished_at: datetime | None = None
     unexpected: BaseException | None = None
+    tracker: object | None = None  # the run waiting for it to be recorded (recording.RunTracker)
 
     @property
     def key(self) -> str:
