@@ -3,8 +3,9 @@
 `FeedItem` is the part of a stored article a feed shows (read straight from the
 row, without re-validating it). `prepare` turns it into an `Entry` whose every
 string is ready for XML and JSON: the body sanitized, the title and summary plain
-text, URLs in the characters a URI may hold, dates in UTC to the second. Preparing
-means sanitizing the body, by far the costliest step, so prepared entries are kept
+text, URLs in the characters a URI may hold, dates in UTC to the second. A body stored
+with the sanitizer's current fingerprint is used as stored (it is that sanitizer's fixed
+point); any other is sanitized again, the costliest step. Prepared entries are kept
 per (article, version, updated_at, site, iframe hosts) in a bounded LRU: a rebuild
 prepares only the articles that changed since the last one in this process.
 """
@@ -20,7 +21,7 @@ from email.utils import format_datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from config.settings import LANGUAGE_TAG_RE
-from worker.sanitize import excerpt, plain_text, sanitize_html, text_field, xml_text
+from worker.sanitize import excerpt, plain_text, sanitize_html, sanitizer_fingerprint, text_field, xml_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,14 @@ class FeedItem:
     published_at: datetime
     updated_at: datetime
     version: str
+    # The stored row's `sanitized_as` marker (see worker.sanitize.sanitize_to_store).
+    sanitized_as: str | None = None
 
     @classmethod
     def from_row(cls, row) -> "FeedItem":
         return cls(row.id, row.url, row.title, row.summary or "", row.content_html or "",
                    tuple(row.authors or ()), row.section, tuple(row.tags or ()), row.image, row.language,
-                   row.published_at, row.updated_at, row.version)
+                   row.published_at, row.updated_at, row.version, row.sanitized_as)
 
     @classmethod
     def from_article(cls, article) -> "FeedItem":
@@ -182,8 +185,17 @@ def _unique_texts(values) -> tuple[str, ...]:
 
 # --- preparing entries ---------------------------------------------------------
 
+def clean_body(item: FeedItem, iframe_hosts: tuple[str, ...]) -> str:
+    """The body sanitized with today's rules and iframe hosts: as stored when the row says it
+    is their fixed point already, else sanitized here (rows stored by older code, before a
+    change of `iframe_hosts` or of the rules)."""
+    if item.sanitized_as is not None and item.sanitized_as == sanitizer_fingerprint(iframe_hosts):
+        return item.content_html
+    return sanitize_html(item.content_html, item.url, iframe_hosts)
+
+
 def prepare_uncached(item: FeedItem, authority: str, iframe_hosts: tuple[str, ...]) -> Entry:
-    body = sanitize_html(item.content_html, item.url, iframe_hosts)
+    body = clean_body(item, iframe_hosts)
     # Stored text fields are text (decoded once on the way in): a title whose text is
     # "<b>" keeps it; the feed writer escapes it.
     summary = text_field(item.summary)
