@@ -233,10 +233,18 @@ def has_unsafe_characters(text: str) -> bool:
     return bool(_NOT_XML_RE.search(text) or (_ASTRAL_RE.search(text) and _ASTRAL_NONCHARACTERS_RE.search(text)))
 
 
+# Whitespace that folding would change: any but a single space.
+_UNFOLDED_WS_RE = re.compile(r"[^\S ]|  ")
+
+
 def text_field(text: str) -> str:
     """Text that already is text (a stored title, an author's name): unsafe characters
     removed and whitespace folded. Entities are NOT decoded and `<` stays `<`: decoding
     happened once, where the text came in."""
+    if not _UNFOLDED_WS_RE.search(text) and not has_unsafe_characters(text):
+        # Already folded and safe, as stored text almost always is: the substitutions
+        # below would give it back unchanged, at several times the cost of looking.
+        return text.strip()
     return _WS_RE.sub(" ", xml_text(_WS_RE.sub(" ", text))).strip()
 
 

@@ -90,6 +90,15 @@ def _media_content(entry: Entry, indent: str) -> str:
             f"{indent}</media:content>\n")
 
 
+def _escaped_body(entry: Entry) -> str:
+    # The body is most of an entry's text and both XML formats carry it escaped the same
+    # way: escaped once per entry, kept with its fragments.
+    body = entry.fragments.get("xml-body")
+    if body is None:
+        body = entry.fragments.setdefault("xml-body", _text(entry.content_html))
+    return body
+
+
 def rss_item(entry: Entry) -> bytes:
     """The `<item>`, indented for its place in `<rss><channel>`."""
     lines = [
@@ -101,12 +110,12 @@ def rss_item(entry: Entry) -> bytes:
         f"      <description>{_text(html.escape(entry.description, quote=False))}</description>\n",
     ]
     if entry.content_html:  # trap 1: escaped text, no CDATA
-        lines.append(f"      <content:encoded>{_text(entry.content_html)}</content:encoded>\n")
+        lines.append(f"      <content:encoded>{_escaped_body(entry)}</content:encoded>\n")
     lines += [f"      <dc:creator>{_text(author)}</dc:creator>\n" for author in entry.authors]  # trap 5
     lines += [f"      <category>{_text(category)}</category>\n" for category in entry.categories]
     lines += [
         f'      <guid isPermaLink="false">{_text(entry.id)}</guid>\n',  # a tag URI, not the URL
-        f"      <pubDate>{_text(rfc822(entry.published))}</pubDate>\n",
+        f"      <pubDate>{rfc822(entry.published)}</pubDate>\n",
         f"      <dcterms:modified>{rfc3339(entry.updated)}</dcterms:modified>\n",
     ]
     if entry.image is not None:
@@ -133,7 +142,7 @@ def atom_entry(entry: Entry, feed_language: str) -> bytes:
     if entry.description:
         lines.append(f'    <summary type="text">{_text(entry.description)}</summary>\n')
     if entry.content_html:  # trap 1
-        lines.append(f'    <content type="html">{_text(entry.content_html)}</content>\n')
+        lines.append(f'    <content type="html">{_escaped_body(entry)}</content>\n')
     if entry.image is not None:
         # Atom's length is optional: left out rather than invented.
         lines.append(f'    <link rel="enclosure" type="{_attr(entry.image.mime_type)}" '
@@ -143,9 +152,13 @@ def atom_entry(entry: Entry, feed_language: str) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+# Compact: json's C encoder only runs without indent, and feeds are read by machines.
+# One encoder for every call (`json.dumps` with options builds a new one each time).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_text(value) -> str:
-    # Compact: json's C encoder only runs without indent, and feeds are read by machines.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 def json_item(entry: Entry) -> bytes:

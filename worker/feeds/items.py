@@ -17,7 +17,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import format_datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from config.settings import LANGUAGE_TAG_RE
@@ -78,7 +77,8 @@ class Entry:
     language: str | None
     published: datetime
     updated: datetime
-    # Each format's rendering of this entry, made once (see worker.feeds.render).
+    # Each format's rendering of this entry, and its body escaped for XML, made once
+    # (see worker.feeds.render and worker.feeds.entries).
     fragments: dict = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -139,13 +139,26 @@ def utc_seconds(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(microsecond=0)
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def rfc822(value: datetime) -> str:
-    """RFC 822 date for RSS, independent of the process locale (feedgen calls setlocale)."""
-    return format_datetime(utc_seconds(value))
+    """RFC 822 date for RSS, independent of the process locale (feedgen calls setlocale).
+
+    What `email.utils.format_datetime` writes for a UTC time, formatted here in one step
+    (it takes a time tuple and a `strftime` of the zone: 4 µs an entry in a cold build).
+    """
+    v = utc_seconds(value)
+    return (f"{_DAYS[v.weekday()]}, {v.day:02d} {_MONTHS[v.month - 1]} {v.year:04d} "
+            f"{v.hour:02d}:{v.minute:02d}:{v.second:02d} +0000")
 
 
 def rfc3339(value: datetime) -> str:
-    return utc_seconds(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = utc_seconds(value)
+    if v.year < 1000:  # strftime's %Y does not pad these; kept byte for byte
+        return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
 
 
 # A fixed table rather than `mimetypes`, whose answers depend on the host's

@@ -135,6 +135,25 @@ def test_entry_text_is_escaped_as_lxml_escapes_it():
         assert xml_escape_attribute(sample) == attribute, hex(code)
 
 
+def test_dates_are_written_as_the_standard_library_writes_them():
+    import random
+    from datetime import timedelta
+    from email.utils import format_datetime
+
+    from worker.feeds.items import rfc822, rfc3339, utc_seconds
+
+    rng = random.Random(7)
+    plus_two = timezone(timedelta(hours=2))
+    moments = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(999, 12, 31, 23, 59, 59, tzinfo=timezone.utc),
+               datetime(9999, 12, 31, 21, 59, 59, 999999, tzinfo=plus_two)]
+    moments += [datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(0, 4_000_000_000),
+                                                                       microseconds=rng.randrange(10**6))
+                for _ in range(5000)]
+    for moment in moments + [m.astimezone(plus_two) for m in moments[3:]]:
+        assert rfc822(moment) == format_datetime(utc_seconds(moment)), moment
+        assert rfc3339(moment) == utc_seconds(moment).strftime("%Y-%m-%dT%H:%M:%SZ"), moment
+
+
 def _regenerate() -> None:
     GOLDEN.mkdir(exist_ok=True)
     for key, channel in CHANNELS.items():
