@@ -12,6 +12,7 @@ prepares only the articles that changed since the last one in this process.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -154,7 +155,9 @@ def rfc822(value: datetime) -> str:
             f"{v.hour:02d}:{v.minute:02d}:{v.second:02d} +0000")
 
 
+@functools.lru_cache(maxsize=4096)
 def rfc3339(value: datetime) -> str:
+    # Cached: an entry's two dates are written five times (Atom, JSON Feed, RSS's dcterms).
     v = utc_seconds(value)
     if v.year < 1000:  # strftime's %Y does not pad these; kept byte for byte
         return v.strftime("%Y-%m-%dT%H:%M:%SZ")
