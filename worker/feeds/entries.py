@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from xml.sax.saxutils import escape
 
 from worker.feeds.items import UNKNOWN_IMAGE_TYPE, Entry, rfc822, rfc3339
 
@@ -43,30 +44,20 @@ def _xml_chars(value: str) -> str:
     return _NOT_XML_1_0_RE.sub("", value) if _NOT_XML_1_0_RE.search(value) else value
 
 
+# libxml2 escapes a carriage return everywhere (a parser would read it as a line
+# break), and tab and newline in attribute values (they would be read back as spaces).
+_TEXT_ENTITIES = {"\r": "&#13;"}
+_ATTRIBUTE_ENTITIES = {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+
+
 def xml_escape_text(value: str) -> str:
     """`value` as XML character data, escaped as libxml2 escapes it."""
-    value = _xml_chars(value)
-    if "&" in value:
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
-    if "\r" in value:
-        value = value.replace("\r", "&#13;")
-    return value
+    return escape(_xml_chars(value), _TEXT_ENTITIES)
 
 
 def xml_escape_attribute(value: str) -> str:
     """`value` as a double-quoted XML attribute value, escaped as libxml2 escapes it."""
-    value = xml_escape_text(value)
-    if '"' in value:
-        value = value.replace('"', "&quot;")
-    if "\t" in value:
-        value = value.replace("\t", "&#9;")
-    if "\n" in value:
-        value = value.replace("\n", "&#10;")
-    return value
+    return escape(_xml_chars(value), _ATTRIBUTE_ENTITIES)
 
 
 _text = xml_escape_text

@@ -4,12 +4,15 @@ Pure functions of their input: the same channel and entries give the same bytes
 (no clock, no locale, no dict-order or host-dependent lookups), so unchanged feeds
 are never rewritten and HTTP caches and ETags hold.
 
-Why lxml and not feedgen
-------------------------
+Why not feedgen
+---------------
 feedgen 1.0 was the first choice; it is not used because (a) it takes about 7 ms
 for RSS + Atom of 100 entries on a 2-core machine, the whole budget for all three
 formats (this module: see bench/feeds.py), and (b) its known traps would each need
-a patch. Every trap, and what this module does about it, in one place:
+a patch. A document's head (channel or feed element) is built and printed with lxml;
+each entry is written as text by `worker.feeds.entries`, once per article version,
+in exactly the bytes lxml printed for it (an lxml tree per entry was half of a cold
+build), and spliced in. Every trap, and what is done about it, in one place:
 
 1. Atom content of type "CDATA" is invalid (RFC 4287 allows text, html, xhtml or a
    media type): content is written `type="html"` as escaped text. No CDATA is
