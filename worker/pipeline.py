@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from config import SyndicationConfig
 from worker.articles import Article, iso
 from worker.feeds.index import replace_terms
-from worker.sanitize import sanitize_html
+from worker.sanitize import sanitize_to_store
 from worker.delivery.destinations import disabled_row_clause
 from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
 from worker.store.bulk import bulk_insert
@@ -80,8 +80,15 @@ def republishable(article: Article, config: SyndicationConfig) -> Article:
     """The article as every destination may show it: its body sanitized here, once, for every
     input path (ingest, each source), so feeds, partners and channels get the same safe HTML
     and the content version is computed on what they get."""
-    clean = sanitize_html(article.content_html, article.url, config.feed_settings.iframe_hosts)
-    return article if clean == article.content_html else article.model_copy(update={"content_html": clean})
+    return _stored_form(article, config)[0]
+
+
+def _stored_form(article: Article, config: SyndicationConfig) -> tuple[Article, str | None]:
+    """`republishable(article)`, and the `sanitized_as` marker its row is stored with."""
+    clean, sanitized_as = sanitize_to_store(article.content_html, article.url, config.feed_settings.iframe_hosts)
+    if clean != article.content_html:
+        article = article.model_copy(update={"content_html": clean})
+    return article, sanitized_as
 
 
 _DATA_FIELDS = ("id", "url", "title", "summary", "content_html", "authors", "section", "tags", "image", "language")
@@ -138,7 +145,9 @@ class _Change:
 def _record_part(session: Session, articles: list[Article], config: SyndicationConfig,
                  origin: str) -> list[Recorded]:
     """Articles with distinct ids: their rows in a few statements (not a few per article)."""
-    articles = [republishable(a, config) for a in articles]
+    stored = [_stored_form(a, config) for a in articles]
+    articles = [article for article, _ in stored]
+    sanitized_as = {article.id: marker for article, marker in stored}  # ids are distinct in a part
     existing: dict[str, ArticleRow] = {}
     ids = sorted(a.id for a in articles)  # locked in one order, so two writers cannot deadlock
     for chunk in _chunks(ids, 500):
@@ -154,7 +163,7 @@ def _record_part(session: Session, articles: list[Article], config: SyndicationC
         event_type = decide_event(row, article)
         rec = Recorded(article.id)
         results.append(rec)
-        values = article.row_values()
+        values = dict(article.row_values(), sanitized_as=sanitized_as[article.id])
         previous = None
         if row is not None and row.status == "published":
             previous = (row.section, list(row.tags or []))

@@ -95,3 +95,24 @@ def test_excerpt_cuts_at_a_word_boundary():
     text = "word " * 100
     cut = excerpt(text, 30)
     assert cut.endswith("…") and len(cut) <= 31 and "wor…" not in cut
+
+
+def test_text_field_gives_what_folding_always_gave():
+    # text_field skips the substitutions for text that is already folded and safe: the
+    # result must be what they give, for every mix of whitespace and unsafe characters.
+    import random
+    import re
+
+    from worker.sanitize import text_field
+
+    ws = re.compile(r"\s+")
+
+    def folded(text):
+        return ws.sub(" ", xml_text(ws.sub(" ", text))).strip()
+
+    alphabet = ["a", "Zoë", " ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0", "\u2028",
+                "\u3000", "\x01", "\x7f", "\x9b", "\ufffe", "\U0001fffe", "\U0001f4f0", "\ud800", "<b>", "&amp;"]
+    rng = random.Random(11)
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 8)))
+        assert text_field(text) == folded(text), repr(text)

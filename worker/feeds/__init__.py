@@ -2,6 +2,7 @@
 
 - `items`: the stored article as a feed sees it, and the prepared (sanitized) entry.
 - `render`: the three formats, byte-stable; the feedgen traps and how they are avoided.
+- `entries`: each entry's RSS item, Atom entry and JSON item, written as escaped text.
 - `sitemap`: FEEDS_DIR/news-sitemap.xml (Google News).
 - `index`: the queries, which read only what a feed holds.
 - `build`: claim pending feed deliveries, render, write atomically.

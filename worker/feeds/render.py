@@ -4,12 +4,15 @@ Pure functions of their input: the same channel and entries give the same bytes
 (no clock, no locale, no dict-order or host-dependent lookups), so unchanged feeds
 are never rewritten and HTTP caches and ETags hold.
 
-Why lxml and not feedgen
-------------------------
+Why not feedgen
+---------------
 feedgen 1.0 was the first choice; it is not used because (a) it takes about 7 ms
 for RSS + Atom of 100 entries on a 2-core machine, the whole budget for all three
 formats (this module: see bench/feeds.py), and (b) its known traps would each need
-a patch. Every trap, and what this module does about it, in one place:
+a patch. A document's head (channel or feed element) is built and printed with lxml;
+each entry is written as text by `worker.feeds.entries`, once per article version,
+in exactly the bytes lxml printed for it (an lxml tree per entry was half of a cold
+build), and spliced in. Every trap, and what is done about it, in one place:
 
 1. Atom content of type "CDATA" is invalid (RFC 4287 allows text, html, xhtml or a
    media type): content is written `type="html"` as escaped text. No CDATA is
@@ -31,14 +34,13 @@ a patch. Every trap, and what this module does about it, in one place:
 
 from __future__ import annotations
 
-import html
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from lxml import etree
 
-from worker.feeds.items import UNKNOWN_IMAGE_TYPE, Entry, rfc822, rfc3339
+from worker.feeds.entries import atom_entry, json_item, json_text, rss_item
+from worker.feeds.items import Entry, rfc822, rfc3339
 from worker.sanitize import xml_text
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -57,20 +59,7 @@ EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _A_LINK = f"{{{ATOM}}}link"
 _A = {name: f"{{{ATOM}}}{name}" for name in (
-    "feed", "id", "title", "subtitle", "updated", "link", "author", "name", "uri", "generator", "entry",
-    "published", "category", "summary", "content")}
-_CONTENT_ENCODED = f"{{{CONTENT}}}encoded"
-_DC_CREATOR = f"{{{DC}}}creator"
-_DCTERMS_MODIFIED = f"{{{DCTERMS}}}modified"
-_MEDIA_CONTENT = f"{{{MEDIA}}}content"
-_MEDIA_DESCRIPTION = f"{{{MEDIA}}}description"
-
-# RSS 2.0 requires a length on an enclosure, in bytes. The store knows the image's
-# URL, type and pixel size but not its byte size, and fetching every image to learn
-# it would put the CDN in the build path. The RSS Advisory Board's profile says a
-# publisher that cannot determine the size uses 0, and the W3C validator accepts 0
-# (it rejects only negative values, and -1 with "use zero for unknown").
-UNKNOWN_ENCLOSURE_LENGTH = "0"
+    "feed", "id", "title", "subtitle", "updated", "link", "author", "name", "uri", "generator")}
 
 
 @dataclass(frozen=True)
@@ -100,74 +89,27 @@ def _text(parent, tag: str, text: str, **attrs) -> etree._Element:
     return element
 
 
-def _media_content(parent, entry: Entry) -> None:
-    image = entry.image
-    attrs = {"url": image.url, "medium": "image"}
-    if image.mime_type != UNKNOWN_IMAGE_TYPE:
-        attrs["type"] = image.mime_type
-    if image.width:
-        attrs["width"] = str(image.width)
-    if image.height:
-        attrs["height"] = str(image.height)
-    media = etree.SubElement(parent, _MEDIA_CONTENT, attrs)
-    if image.alt:
-        _text(media, _MEDIA_DESCRIPTION, image.alt, type="plain")
-
-
 def _serialize(root) -> bytes:
     return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
 
 
-def _fragment(entry: Entry, key, build):
+def _fragment(entry: Entry, key, write):
     # Entries are prepared once per article version and kept (worker.feeds.items), so
-    # each one's serialized XML is made once too, and a document is its head, the
-    # entries' bytes and its tail: a warm build does not re-serialize a single body.
+    # each one's text is written once too, and a document is its head, the entries'
+    # bytes and its tail: a warm build does not write a single body again.
     fragment = entry.fragments.get(key)
     if fragment is None:
-        fragment = entry.fragments.setdefault(key, build())
+        fragment = entry.fragments.setdefault(key, write())
     return fragment
-
-
-def _child_bytes(root, child_tag: bytes, closing: bytes) -> bytes:
-    """The bytes of the one child element, as lxml prints it at that depth in the document.
-
-    The element is built inside a root that declares the document's namespaces, so its
-    bytes carry no declarations of their own and match the whole document's printing
-    (tests/worker/feeds/test_render.py re-prints assembled documents to check it).
-    """
-    printed = etree.tostring(root, encoding="UTF-8", pretty_print=True)
-    start = printed.rindex(b"\n", 0, printed.index(child_tag)) + 1
-    return printed[start:printed.rindex(closing)]
 
 
 def _assemble(head_root, closing: bytes, fragments) -> bytes:
     printed = _serialize(head_root)
     cut = printed.rindex(closing)
-    return printed[:cut] + b"".join(fragments) + printed[cut:]
-
-
-def _rss_item(entry: Entry) -> bytes:
-    root = etree.Element("rss", nsmap=RSS_NSMAP)
-    item = etree.SubElement(etree.SubElement(root, "channel"), "item")
-    _text(item, "title", entry.title)
-    _text(item, "link", entry.link)
-    # RSS descriptions are HTML: the plain-text summary is escaped once more for it.
-    # Before content:encoded, as the RSS profile asks.
-    _text(item, "description", html.escape(entry.description, quote=False))
-    if entry.content_html:
-        _text(item, _CONTENT_ENCODED, entry.content_html)  # trap 1: escaped text, no CDATA
-    for author in entry.authors:  # trap 5
-        _text(item, _DC_CREATOR, author)
-    for category in entry.categories:
-        _text(item, "category", category)
-    _text(item, "guid", entry.id, isPermaLink="false")  # a tag URI, not the URL
-    _text(item, "pubDate", rfc822(entry.published))
-    _text(item, _DCTERMS_MODIFIED, rfc3339(entry.updated))
-    if entry.image is not None:
-        etree.SubElement(item, "enclosure", url=entry.image.url, length=UNKNOWN_ENCLOSURE_LENGTH,
-                         type=entry.image.mime_type)
-        _media_content(item, entry)
-    return _child_bytes(root, b"<item>", b"  </channel>")
+    # One join, so the document is allocated once (not once per concatenation): a warm
+    # build is mostly this copy, and a few hundred KB freed and allocated again can cost
+    # more than the copy when the allocator hands the memory back to the system between builds.
+    return b"".join([printed[:cut], *fragments, printed[cut:]])
 
 
 def render_rss(channel: Channel, entries: list[Entry]) -> bytes:
@@ -185,32 +127,7 @@ def render_rss(channel: Channel, entries: list[Entry]) -> bytes:
         _text(ch, "lastBuildDate", rfc822(newest))
     _text(ch, "generator", GENERATOR)
     _text(ch, "docs", "https://www.rssboard.org/rss-specification")
-    return _assemble(rss, b"  </channel>", (_fragment(e, "rss", lambda e=e: _rss_item(e)) for e in entries))
-
-
-def _atom_entry(entry: Entry, feed_language: str) -> bytes:
-    root = etree.Element(_A["feed"], nsmap=ATOM_NSMAP)
-    e = etree.SubElement(root, _A["entry"])
-    if entry.language and entry.language != feed_language:
-        e.set(XML_LANG, entry.language)
-    _text(e, _A["id"], entry.id)
-    _text(e, _A["title"], entry.title, type="text")
-    etree.SubElement(e, _A["link"], rel="alternate", type="text/html", href=entry.link)  # trap 2
-    _text(e, _A["published"], rfc3339(entry.published))
-    _text(e, _A["updated"], rfc3339(entry.updated))
-    for name in entry.authors:
-        _text(etree.SubElement(e, _A["author"]), _A["name"], name)
-    for category in entry.categories:
-        etree.SubElement(e, _A["category"], term=category)
-    if entry.description:
-        _text(e, _A["summary"], entry.description, type="text")
-    if entry.content_html:
-        _text(e, _A["content"], entry.content_html, type="html")  # trap 1
-    if entry.image is not None:
-        # Atom's length is optional: left out rather than invented.
-        etree.SubElement(e, _A["link"], rel="enclosure", type=entry.image.mime_type, href=entry.image.url)
-        _media_content(e, entry)
-    return _child_bytes(root, b"<entry", b"</feed>")
+    return _assemble(rss, b"  </channel>", (_fragment(e, "rss", lambda e=e: rss_item(e)) for e in entries))
 
 
 def render_atom(channel: Channel, entries: list[Entry]) -> bytes:
@@ -231,30 +148,7 @@ def render_atom(channel: Channel, entries: list[Entry]) -> bytes:
     _text(author, _A["uri"], channel.site_url)
     _text(feed, _A["generator"], GENERATOR)
     return _assemble(feed, b"</feed>", (_fragment(e, ("atom", channel.language),
-                                                  lambda e=e: _atom_entry(e, channel.language)) for e in entries))
-
-
-def _json_item(entry: Entry) -> bytes:
-    item: dict = {"id": entry.id, "url": entry.link, "title": entry.title}
-    if entry.description:
-        item["summary"] = entry.description
-    item["content_html"] = entry.content_html
-    if entry.image is not None:
-        item["image"] = entry.image.url
-    item["date_published"] = rfc3339(entry.published)
-    item["date_modified"] = rfc3339(entry.updated)
-    if entry.authors:
-        item["authors"] = [{"name": name} for name in entry.authors]
-    if entry.categories:
-        item["tags"] = list(entry.categories)
-    if entry.language:
-        item["language"] = entry.language
-    return _json(item).encode("utf-8")
-
-
-def _json(value) -> str:
-    # Compact: json's C encoder only runs without indent, and feeds are read by machines.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                                                  lambda e=e: atom_entry(e, channel.language)) for e in entries))
 
 
 def render_json(channel: Channel, entries: list[Entry]) -> bytes:
@@ -271,11 +165,11 @@ def render_json(channel: Channel, entries: list[Entry]) -> bytes:
     if channel.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in channel.hubs]
     feed["items"] = []
-    head = _json(feed).encode("utf-8")
+    head = json_text(feed).encode("utf-8")
     assert head.endswith(b'"items":[]}')
     # The items are each serialized once (see _fragment) and spliced into the list.
-    items = b",".join(_fragment(e, "json", lambda e=e: _json_item(e)) for e in entries)
-    return head[:-2] + items + b"]}\n"
+    items = [_fragment(e, "json", lambda e=e: json_item(e)) for e in entries]
+    return b"".join([head[:-2], b",".join(items), b"]}\n"])
 
 
 RENDERERS = {"rss": render_rss, "atom": render_atom, "json": render_json}

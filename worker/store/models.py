@@ -60,6 +60,9 @@ class ArticleRow(Base):
     title: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text, default="")
     content_html: Mapped[str] = mapped_column(Text, default="")
+    # `worker.sanitize.sanitizer_fingerprint` of the rules content_html is a fixed point of
+    # (`sanitize_to_store`); NULL (rows stored before it, or bodies that are not): feeds sanitize again.
+    sanitized_as: Mapped[str | None] = mapped_column(String(40), nullable=True)
     authors: Mapped[list] = mapped_column(JSON, default=list)
     section: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     tags: Mapped[list] = mapped_column(JSON, default=list)
