@@ -2,10 +2,14 @@
 restarted (as a supervisor would), mid-burst each time.
 
 Nothing is lost and no message goes out under a second webhook-id. A SIGKILL does lose
-the answers of the requests in flight at that moment (the partner accepted them; the
-worker died before recording it), so those messages are sent again under the same id:
-measured ~40 per kill here (~11% of 2,000 over five kills), far above the issue's 0.5%,
-and bounded by what one kill can have in flight: every pool process's batch.
+the answers of the requests in flight at that moment (the partner took them; the worker
+died before recording the answer), so those go out again under the same id. The engine
+records each answer as it comes in (worker/delivery/recording.py), so what a kill loses
+is the requests in flight plus at most SYNDICATE_MOST_UNRECORDED answers a process:
+measured 20-50 per kill here, 5.5-8.6% of 2,000 over five kills, against the issue's 0.5%
+(2 per kill: not reachable at ~1,000 deliveries/s with partners taking 20 ms; see
+docs/reliability-delivery.md). The case asserts every duplicate is one of those answers
+lost to a kill, and bounds them by what the pool processes can have claimed.
 """
 
 import time
