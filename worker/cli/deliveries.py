@@ -122,21 +122,21 @@ def replay(destination, kind, since, status, article_id, dry_run, wait) -> None:
                       article_id, cutoff, kind)
         rows = s.execute(q.order_by(DeliveryRow.id)).all()
         disabled = {name for _, name in disabled_names(s)}
-    by_partner: dict[str, list[int]] = defaultdict(list)
+    by_destination: dict[str, list[int]] = defaultdict(list)
     skipped = Counter()
     for row in rows:
         if config.destination(row.kind, row.destination) is None:
             skipped[row.destination] += 1
         else:
-            by_partner[row.destination].append(row.id)
-    total = sum(len(v) for v in by_partner.values())
+            by_destination[row.destination].append(row.id)
+    total = sum(len(v) for v in by_destination.values())
     for name, count in sorted(skipped.items()):
         err_console.print(f"skipping {count} {status} deliveries to {name!r}: no longer configured", markup=False)
     verb = "would replay" if dry_run else "replaying"
     console.print(f"{verb} {total} {status} deliver{'y' if total == 1 else 'ies'}"
-                  + (": " + ", ".join(f"{n} {len(v)}" for n, v in sorted(by_partner.items())) if total else ""),
+                  + (": " + ", ".join(f"{n} {len(v)}" for n, v in sorted(by_destination.items())) if total else ""),
                   markup=False)
-    for name in sorted(set(by_partner) & disabled):
+    for name in sorted(set(by_destination) & disabled):
         err_console.print(f"destination {name!r} is disabled: its replayed deliveries wait until "
                           f"`syndicate destinations enable {name}`", markup=False)
     if dry_run or not total:
@@ -149,7 +149,7 @@ def replay(destination, kind, since, status, article_id, dry_run, wait) -> None:
         progress.start()
         task = progress.add_task("replaying", total=total)
     try:
-        for name, ids in by_partner.items():
+        for name, ids in by_destination.items():
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 with store.session() as s:

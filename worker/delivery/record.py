@@ -60,11 +60,13 @@ class Job:
 RECORD_RETRY_FOR = 30.0
 
 
-def _is_disconnect(exc) -> bool:
-    """A database error that means the server is unreachable, not that the statement is wrong."""
+def _is_transient(exc) -> bool:
+    """A database error that says the server is unreachable or busy (the DB-API's
+    OperationalError: a lost connection, a refused one, SQLite's "database is locked", a
+    serialization failure), not that the statement or its data is wrong: worth trying again."""
     from sqlalchemy.exc import OperationalError
 
-    return isinstance(exc, OperationalError) and "locked" not in str(exc).lower()
+    return exc.connection_invalidated or isinstance(exc, OperationalError)
 
 
 def queued_at(when: datetime | None, now: datetime) -> datetime | None:
@@ -180,7 +182,7 @@ class Recorder:
                 with self.store.session() as s:
                     return write(s)
             except DBAPIError as exc:
-                if not exc.connection_invalidated and not _is_disconnect(exc) or time.monotonic() > deadline:
+                if not _is_transient(exc) or time.monotonic() > deadline:
                     raise
                 log.warning("the database is not answering; recording outcomes again in %.1fs (%s)", delay,
                             type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
