@@ -22,7 +22,7 @@ from worker.observability.capture import (  # noqa: F401
     report_source_failing,
 )
 from worker.observability.logs import RedactingFilter, setup_logging  # noqa: F401
-from worker.observability.redaction import install_secrets, redact  # noqa: F401
+from worker.observability.redaction import install_secrets, install_secrets_on_first_use, redact  # noqa: F401
 from worker.observability.sentry import (  # noqa: F401
     SentrySettings,
     before_breadcrumb,
@@ -36,25 +36,39 @@ from worker.observability.sentry import (  # noqa: F401
 
 def configure_sentry() -> bool:
     """Secrets known to redaction, then Sentry if SENTRY_DSN is set (no logging changes: a CLI
-    command keeps its own output). Returns whether Sentry is on."""
-    from config import ConfigError
-    from worker import runtime
-    from worker.observability import crons
-    from worker.observability.redaction import config_secrets, secret_keys
+    command keeps its own output). Returns whether Sentry is on.
 
-    try:
-        config = runtime.config()
-        install_secrets(config_secrets(config), secret_keys(config))
-    except ConfigError:
-        pass  # reported where the configuration is used
+    With a DSN the configuration's secrets are installed now (the SDK's scrubber is built
+    from their key names); without one, when redaction is first used, so that a command
+    which neither logs nor fails (`syndicate status`) never loads the settings models."""
+    from worker import runtime
+
     settings = SentrySettings.from_env()
     if not settings.dsn:
         settings = SentrySettings(runtime.environment().sentry_dsn, settings.environment,
                                   settings.traces_sample_rate)
+    if not settings.dsn:
+        install_secrets_on_first_use(_install_config_secrets)
+        return False
+    _install_config_secrets()
     enabled = init_sentry(settings)
     if enabled:
+        from worker.observability import crons
+
         crons.connect_signals()
     return enabled
+
+
+def _install_config_secrets() -> None:
+    from config import ConfigError
+    from worker import runtime
+    from worker.observability.redaction import config_secrets, secret_keys
+
+    try:
+        config = runtime.config()
+    except ConfigError:
+        return  # reported where the configuration is used
+    install_secrets(config_secrets(config), secret_keys(config))
 
 
 def configure_process() -> None:
