@@ -57,6 +57,15 @@ def test_status_of_an_article_imports_no_settings_model_broker_or_sanitizer(sqli
     assert {"sqlalchemy", "rich"} <= loaded
 
 
+def test_storing_articles_loads_neither_the_delivery_engine_nor_the_feed_renderers_nor_celery():
+    # `syndicate ingest` imports the pipeline at start; Celery and the task modules only
+    # come with the first enqueue (through worker.enqueue, which `tasks` implements).
+    loaded = _new_modules("import worker.pipeline, worker.watch, worker.cli.articles")
+    unwanted = ("worker.delivery.engine", "worker.transports", "worker.feeds.build", "worker.feeds.render",
+                "worker.celery", "celery", "tasks.deliver", "tasks.feeds")
+    assert sorted(m for m in loaded if m in unwanted) == []
+
+
 def test_every_command_is_in_the_table_with_its_own_summary():
     for module in sorted({m for m, _ in COMMANDS.values()}):
         importlib.import_module(module)
