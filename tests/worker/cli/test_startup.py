@@ -33,7 +33,9 @@ def test_listing_the_commands_imports_no_heavy_library():
     assert heavy == []
 
 
-def test_status_of_an_article_imports_no_settings_model_broker_or_sanitizer(sqlite_url, request, tmp_path):
+def _store_with_one_article(sqlite_url, request, tmp_path) -> tuple[str, dict]:
+    """A migrated SQLite store holding the example article for partner `acme`; its id, and
+    the environment of a `syndicate` process that reads it (no Sentry, no broker)."""
     from config import load_config
     from tests.hostile.corpus import EXAMPLE
     from worker.articles import parse_article
@@ -49,12 +51,27 @@ def test_status_of_an_article_imports_no_settings_model_broker_or_sanitizer(sqli
     store.dispose()
     env = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
     env.update(DATABASE_URL=sqlite_url, SYNDICATE_CONFIG=str(config), REDIS_URL="redis://127.0.0.1:1/0")
+    return EXAMPLE["id"], env
+
+
+def test_status_of_an_article_imports_no_settings_model_broker_or_sanitizer(sqlite_url, request, tmp_path):
+    article_id, env = _store_with_one_article(sqlite_url, request, tmp_path)
     code = ("from click.testing import CliRunner; from worker.cli import main; "
-            f"r = CliRunner().invoke(main, ['status', {EXAMPLE['id']!r}]); "
+            f"r = CliRunner().invoke(main, ['status', {article_id!r}]); "
             "assert r.exit_code == 0 and 'partner:acme' in r.output and 'pending' in r.output, r.output")
     loaded = {m.split(".")[0] for m in _new_modules(code, env)}
     assert sorted(loaded & set(NOT_FOR_STATUS)) == []
     assert {"sqlalchemy", "rich"} <= loaded
+
+
+def test_a_command_closes_the_store_before_the_process_ends(sqlite_url, request, tmp_path):
+    # The process skips Python's last garbage collections (worker.cli._end_of_process) but
+    # still closes its connections: SQLite checkpoints its write-ahead log and removes it.
+    article_id, env = _store_with_one_article(sqlite_url, request, tmp_path)
+    path = sqlite_url.split("///", 1)[1]
+    result = subprocess.run([str(BIN / "syndicate"), "status", article_id], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "partner:acme" in result.stdout, result.stderr
+    assert not os.path.exists(path + "-wal") and not os.path.exists(path + "-shm")
 
 
 def test_storing_articles_loads_neither_the_delivery_engine_nor_the_feed_renderers_nor_celery():
