@@ -6,7 +6,8 @@ Two nets, both always on:
 - **by value**: every secret the configuration holds (`config.secrets()`), in every form
   it can take on its way out — a `whsec_` secret without its prefix and as decoded bytes,
   a WordPress app password inside a Basic authorization, URL-encoded copies — is
-  replaced wherever it appears;
+  replaced wherever it appears (installed when the process starts Sentry, or, in a process
+  without a DSN, just before the first redaction: `install_secrets_on_first_use`);
 - **by shape**: what looks like a credential whatever its value — a signature, a bearer
   token or JWT, a password inside a URL, a Telegram bot token in a path, a token in a
   query string — is replaced too, so a credential obtained at run time (a session JWT)
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from typing import Any, Callable, Iterable
 from urllib.parse import quote, quote_plus
 
@@ -28,6 +30,8 @@ _installed_secrets: list[str] = []
 _installed_keys: set[str] = set()
 # Installs the configuration's secrets when redaction is first used (see install_secrets_on_first_use).
 _pending_install: Callable[[], None] | None = None
+_installing = False
+_install_lock = threading.RLock()
 
 _SHAPES: list[tuple[re.Pattern, str]] = [
     # Standard Webhooks signatures: "v1,<base64>" (space-separated when rotating).
@@ -107,14 +111,19 @@ def install_secrets_on_first_use(install: Callable[[], None]) -> None:
 
 
 def _install_pending() -> None:
-    global _pending_install
-    install, _pending_install = _pending_install, None
-    if install is None:
+    global _pending_install, _installing
+    if _pending_install is None:
         return
-    try:
-        install()  # a log line it writes is redacted with what is installed so far
-    except Exception:  # noqa: BLE001 - redaction never fails; the shapes still apply, and the
-        pass  # command that needs the configuration says why it cannot be read
+    with _install_lock:  # another thread redacting meanwhile waits for the secrets
+        if _pending_install is None or _installing:
+            return  # installed meanwhile, or a log line written by the install itself
+        _installing = True
+        try:
+            _pending_install()
+        except Exception:  # noqa: BLE001 - redaction never fails; the shapes still apply, and
+            pass  # the command that needs the configuration says why it cannot be read
+        finally:
+            _pending_install, _installing = None, False
 
 
 def installed_keys() -> set[str]:
