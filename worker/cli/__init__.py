@@ -83,7 +83,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         # Every command logs, redacts secrets and reports errors the same way.
         from worker.observability import configure_process
 
-        configure_process()
+        configure_process(defer_secrets=True)
 
 
 @main.command()

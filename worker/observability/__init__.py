@@ -34,23 +34,26 @@ from worker.observability.sentry import (  # noqa: F401
 )
 
 
-def configure_sentry() -> bool:
+def configure_sentry(defer_secrets: bool = False) -> bool:
     """Secrets known to redaction, then Sentry if SENTRY_DSN is set (no logging changes: a CLI
     command keeps its own output). Returns whether Sentry is on.
 
-    With a DSN the configuration's secrets are installed now (the SDK's scrubber is built
-    from their key names); without one, when redaction is first used, so that a command
-    which neither logs nor fails (`syndicate status`) never loads the settings models."""
+    The configuration's secrets are installed now, except with `defer_secrets` and no DSN
+    (a CLI command): then just before the first redaction, so that a command which neither
+    logs nor fails (`syndicate status`) never loads the settings models. With a DSN they
+    are always installed now: the SDK's scrubber is built from their key names. A worker or
+    beat installs them now, before it forks its pool processes."""
     from worker import runtime
 
     settings = SentrySettings.from_env()
     if not settings.dsn:
         settings = SentrySettings(runtime.environment().sentry_dsn, settings.environment,
                                   settings.traces_sample_rate)
-    if not settings.dsn:
+    if not settings.dsn and defer_secrets:
         install_secrets_on_first_use(_install_config_secrets)
         return False
     _install_config_secrets()
+    install_secrets_on_first_use(None)
     enabled = init_sentry(settings)
     if enabled:
         from worker.observability import crons
@@ -71,7 +74,8 @@ def _install_config_secrets() -> None:
     install_secrets(config_secrets(config), secret_keys(config))
 
 
-def configure_process() -> None:
-    """Logging, secret scrubbing and Sentry for a worker, beat or CLI process."""
+def configure_process(defer_secrets: bool = False) -> None:
+    """Logging, secret scrubbing and Sentry for a worker, beat or CLI process (a CLI command
+    defers loading the configuration's secrets: see configure_sentry)."""
     setup_logging()
-    configure_sentry()
+    configure_sentry(defer_secrets=defer_secrets)

@@ -102,10 +102,11 @@ def install_secrets(secrets: Iterable[str], keys: Iterable[str] = ()) -> None:
     _installed_keys.update(k.lower() for k in keys)
 
 
-def install_secrets_on_first_use(install: Callable[[], None]) -> None:
+def install_secrets_on_first_use(install: Callable[[], None] | None) -> None:
     """Call `install` (which calls `install_secrets`) just before the first redaction that
     uses the installed secrets: a command that never logs, stores an error or reports a
-    crash never loads the configuration for them (`syndicate status`)."""
+    crash never loads the configuration for them (`syndicate status`). None: nothing is
+    pending any more (the secrets were installed at once)."""
     global _pending_install
     _pending_install = install
 
