@@ -6,8 +6,8 @@ Two nets, both always on:
 - **by value**: every secret the configuration holds (`config.secrets()`), in every form
   it can take on its way out — a `whsec_` secret without its prefix and as decoded bytes,
   a WordPress app password inside a Basic authorization, URL-encoded copies — is
-  replaced wherever it appears (installed when the process starts Sentry, or, in a process
-  without a DSN, just before the first redaction: `install_secrets_on_first_use`);
+  replaced wherever it appears (installed when the process starts; a CLI command without
+  a DSN installs them just before its first redaction: `install_secrets_on_first_use`);
 - **by shape**: what looks like a credential whatever its value — a signature, a bearer
   token or JWT, a password inside a URL, a Telegram bot token in a path, a token in a
   query string — is replaced too, so a credential obtained at run time (a session JWT)
