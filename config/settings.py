@@ -14,7 +14,7 @@ import binascii
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -53,8 +53,8 @@ from config.common import (  # noqa: F401 - re-exported
 )
 
 from config.channels import CHANNEL_TYPES, ChannelConfig  # noqa: E402
+from config.environment import DEFAULT_CONFIG_PATH, Environment  # noqa: E402,F401 - re-exported
 
-DEFAULT_CONFIG_PATH = "config/syndication.toml"
 
 
 class SiteConfig(_Strict):
@@ -271,29 +271,6 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__(
             f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
-        )
-
-
-@dataclass(frozen=True)
-class Environment:
-    """Infrastructure locations, from the process environment."""
-
-    redis_url: str = "redis://localhost:6379/0"
-    database_url: str = "sqlite:///var/syndicate.db"
-    feeds_dir: Path = Path("var/feeds")
-    sentry_dsn: str | None = None
-    config_path: Path = Path(DEFAULT_CONFIG_PATH)
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Environment":
-        env = dict(os.environ if env is None else env)
-        return cls(
-            redis_url=env.get("REDIS_URL") or "redis://localhost:6379/0",
-            database_url=env.get("DATABASE_URL") or "sqlite:///var/syndicate.db",
-            feeds_dir=Path(env.get("FEEDS_DIR") or "var/feeds"),
-            sentry_dsn=env.get("SENTRY_DSN") or None,
-            config_path=Path(env.get("SYNDICATE_CONFIG") or DEFAULT_CONFIG_PATH),
         )
 
 

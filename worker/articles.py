@@ -39,6 +39,7 @@ from worker.article_input import (  # noqa: F401 - the limits are part of this m
     id_problem,
     load_json,
 )
+from worker.formatting import iso  # noqa: F401 - re-exported (defined apart for the CLI)
 from worker.sanitize import text_field, xml_text
 
 _WS_RE = re.compile(r"\s+")
@@ -285,13 +286,6 @@ class Article(BaseModel):
             updated_at=row.updated_at,
             status=row.status,
         )
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a Z."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class ArticleInputError(ValueError):

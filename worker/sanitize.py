@@ -49,6 +49,8 @@ import nh3
 from lxml import etree
 from lxml import html as lxml_html
 
+from worker.formatting import printable  # noqa: F401 - one log line; defined apart for the CLI
+
 ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS | {"iframe", "picture", "source", "video", "audio"})
 ALLOWED_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 ALLOWED_ATTRIBUTES["a"] = {"href", "hreflang", "title"}
@@ -355,22 +357,3 @@ def executable_markup(fragment: str) -> list[str]:
         if len(found) >= _MAX_MARKUP_NOTES:
             break
     return list(found)
-
-
-# --- one log line -----------------------------------------------------------------------
-
-# Line breaks, controls, surrogates, noncharacters and bidi overrides: what could forge or
-# garble a log line or an operator's terminal.
-_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-                             "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-
-
-def printable(value: object, limit: int = 300) -> str:
-    """`value` as one safe line: unprintable characters backslash-escaped, cut to `limit`."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    if _UNPRINTABLE_RE.search(text):
-        text = _UNPRINTABLE_RE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"),
-                                   text)
-    return text

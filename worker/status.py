@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from worker.articles import iso
+from worker.formatting import iso
 from worker.store import ArticleRow, DeliveryRow, EventRow, RejectionRow, Store
 
 

@@ -116,3 +116,31 @@ def test_hooks_drop_error_log_lines_without_an_exception_and_library_locals():
 
 def test_secret_forms_of_a_plain_token_include_url_encoding():
     assert "a%2Fb%3Dc" in secret_forms("a/b=c")
+
+
+def test_secrets_installed_on_first_use_are_in_before_any_redaction_returns():
+    # A process without a DSN installs the configuration's secrets when it first redacts;
+    # a thread redacting meanwhile waits for them, and a log line the install writes
+    # (redacted with what is known so far) does not deadlock it.
+    import threading
+    import time
+
+    from worker.observability.redaction import install_secrets, install_secrets_on_first_use
+
+    secret = new_secret()
+    loading = threading.Event()
+
+    def install():
+        loading.set()
+        time.sleep(0.1)  # a configuration being read
+        redact("a line logged while loading")
+        install_secrets([secret])
+
+    install_secrets_on_first_use(install)
+    results = []
+    first = threading.Thread(target=lambda: results.append(redact(f"first {secret}")))
+    first.start()
+    assert loading.wait(5)
+    results.append(redact(f"second {secret}"))
+    first.join(5)
+    assert len(results) == 2 and all(secret not in r and "[redacted]" in r for r in results), results

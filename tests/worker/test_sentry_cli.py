@@ -102,3 +102,29 @@ def test_sentry_test_says_whether_the_dsn_accepted_the_event(sentry, monkeypatch
     monkeypatch.delenv("SENTRY_DSN")
     result = runner.invoke(main, ["sentry-test"])
     assert result.exit_code == 1 and "SENTRY_DSN is not set" in result.output
+
+
+def test_without_a_dsn_a_crash_line_still_hides_the_configured_secrets(tmp_path, monkeypatch):
+    # Without SENTRY_DSN the configuration's secrets are installed when redaction is first
+    # used (here: the crash line), not when the command starts.
+    secret = new_secret()
+    config = tmp_path / "syndication.toml"
+    config.write_text(config_text(secret))
+    monkeypatch.setenv("SYNDICATE_CONFIG", str(config))
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    monkeypatch.delenv("SYNDICATE_TRACEBACK", raising=False)
+    runtime.reset()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError(f"unexpected state near {secret} and {secret.removeprefix('whsec_')}")
+
+    cmd = main.get_command(click.Context(main), "status")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cmd, "callback", crash)
+            result = CliRunner().invoke(main, ["status", "web:x"])
+    finally:
+        runtime.reset()
+    assert result.exit_code == 1, result.output
+    assert "unexpected error: RuntimeError: unexpected state near [redacted] and [redacted]" in result.output
+    assert "set SENTRY_DSN" in result.output and secret.removeprefix("whsec_") not in result.output

@@ -9,6 +9,8 @@ summary `syndicate --help` shows, so listing the commands imports nothing heavy
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import sys
 
@@ -81,7 +83,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         # Every command logs, redacts secrets and reports errors the same way.
         from worker.observability import configure_process
 
-        configure_process()
+        configure_process(defer_secrets=True)
 
 
 @main.command()
@@ -123,6 +125,23 @@ def migrate() -> None:
     store.migrate()
     console.print(f"database migrated ({store.engine.dialect.name})")
 
+
+def _end_of_process() -> None:
+    """The last exit hook of a `syndicate` process: registered when `worker.cli` is imported,
+    before the libraries register theirs, so it runs after them (logging, Sentry's flush).
+
+    Python's finalization runs the cycle collector over every object left, and a command's
+    imports (SQLAlchemy, pydantic, Celery, Rich) leave 50,000-100,000 of them: 0.15-0.3 s of
+    a short command on this 2-core machine. Frozen objects are skipped. What that collection
+    would have closed is closed here first: the stores' connections (SQLite checkpoints and
+    removes its write-ahead log on close). The operating system takes back the memory."""
+    store_db = sys.modules.get("worker.store.db")
+    if store_db is not None:
+        store_db.close_stores()
+    gc.freeze()
+
+
+atexit.register(_end_of_process)
 
 # Every command: Sentry set up after --config is applied, an unexpected crash reported.
 from worker.cli.crash import guard  # noqa: E402

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from worker import runtime
 from worker.cli import main
 from worker.cli.common import _load_config_or_exit, _print_table, _ready_store, cell, console, err_console
-from worker.sanitize import printable
+from worker.formatting import printable
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 # The largest file `ingest` reads, as for a drop folder's files.
@@ -132,6 +135,8 @@ def status(article_id: str | None, as_json: bool, limit: int, watch: bool) -> No
         console.print(cell(art["id"]) + cell("  ") + cell(art["title"], style="bold"))
         console.print(f"  status {art['status']}  version {art['version']}  published {art['published_at']}  "
                       f"updated {art['updated_at']}", markup=False)
+    from rich.table import Table
+
     table = Table("destination", "event", "version", "status", "attempts", "post / last error", "when")
     for d in report["deliveries"]:
         detail = d["post_url"] or ("post deleted" if d["deleted"] else "") or (d["last_error"] or "")
@@ -146,7 +151,9 @@ def status(article_id: str | None, as_json: bool, limit: int, watch: bool) -> No
                       markup=False)
 
 
-def _recent_table(rows: list[dict]) -> Table:
+def _recent_table(rows: list[dict]) -> "Table":
+    from rich.table import Table
+
     table = Table("article", "title", "status", "changed", "destinations")
     for r in rows:
         dests = "  ".join(f"{k}:{n} {st}" for (k, n), st in sorted(r["destinations"].items()))

@@ -66,7 +66,7 @@ def _load_config_or_exit(path: str | None):
     try:
         return load_config(path or runtime.environment().config_path)
     except ConfigError as exc:
-        from worker.sanitize import printable
+        from worker.formatting import printable
 
         err_console.print(cell("invalid configuration", style="bold red")
                           + cell(f" {printable(exc.path)}: {len(exc.problems)} problem(s)"))
@@ -102,7 +102,7 @@ def cell(value, style: str = ""):
     markup, with unprintable characters escaped (a newline in an id cannot forge a line)."""
     from rich.text import Text
 
-    from worker.sanitize import printable
+    from worker.formatting import printable
 
     return Text("" if value is None else printable(value, 2000), style=style)
 

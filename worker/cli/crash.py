@@ -24,7 +24,7 @@ def guard(group: click.Group) -> None:
     @functools.wraps(callback)
     def set_up_then_run(*args, **kwargs):
         result = callback(*args, **kwargs)
-        configure_sentry()
+        configure_sentry(defer_secrets=True)
         return result
 
     group.callback = set_up_then_run

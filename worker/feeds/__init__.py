@@ -7,7 +7,34 @@
 - `index`: the queries, which read only what a feed holds.
 - `build`: claim pending feed deliveries, render, write atomically.
 - `coalesce`: one build per feed per window, always after the last change.
+
+The names below are imported when first used: storing an article needs only `index`
+(and `coalesce` to ask for a build), not the renderers (`syndicate ingest`).
 """
 
-from worker.feeds.build import BuildResult, build_news_sitemap, rebuild, write_atomic  # noqa: F401
-from worker.feeds.sitemap import SITEMAP_FILE  # noqa: F401
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "BuildResult": "worker.feeds.build",
+    "build_news_sitemap": "worker.feeds.build",
+    "rebuild": "worker.feeds.build",
+    "write_atomic": "worker.feeds.build",
+    "SITEMAP_FILE": "worker.feeds.sitemap",
+}
+
+__all__ = list(_LAZY)
+
+if TYPE_CHECKING:
+    from worker.feeds.build import BuildResult, build_news_sitemap, rebuild, write_atomic  # noqa: F401
+    from worker.feeds.sitemap import SITEMAP_FILE  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'worker.feeds' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from worker.observability.capture import (  # noqa: F401
     report_source_failing,
 )
 from worker.observability.logs import RedactingFilter, setup_logging  # noqa: F401
-from worker.observability.redaction import install_secrets, redact  # noqa: F401
+from worker.observability.redaction import install_secrets, install_secrets_on_first_use, redact  # noqa: F401
 from worker.observability.sentry import (  # noqa: F401
     SentrySettings,
     before_breadcrumb,
@@ -34,30 +34,48 @@ from worker.observability.sentry import (  # noqa: F401
 )
 
 
-def configure_sentry() -> bool:
+def configure_sentry(defer_secrets: bool = False) -> bool:
     """Secrets known to redaction, then Sentry if SENTRY_DSN is set (no logging changes: a CLI
-    command keeps its own output). Returns whether Sentry is on."""
-    from config import ConfigError
-    from worker import runtime
-    from worker.observability import crons
-    from worker.observability.redaction import config_secrets, secret_keys
+    command keeps its own output). Returns whether Sentry is on.
 
-    try:
-        config = runtime.config()
-        install_secrets(config_secrets(config), secret_keys(config))
-    except ConfigError:
-        pass  # reported where the configuration is used
+    The configuration's secrets are installed now, except with `defer_secrets` and no DSN
+    (a CLI command): then just before the first redaction, so that a command which neither
+    logs nor fails (`syndicate status`) never loads the settings models. With a DSN they
+    are always installed now: the SDK's scrubber is built from their key names. A worker or
+    beat installs them now, before it forks its pool processes."""
+    from worker import runtime
+
     settings = SentrySettings.from_env()
     if not settings.dsn:
         settings = SentrySettings(runtime.environment().sentry_dsn, settings.environment,
                                   settings.traces_sample_rate)
+    if not settings.dsn and defer_secrets:
+        install_secrets_on_first_use(_install_config_secrets)
+        return False
+    _install_config_secrets()
+    install_secrets_on_first_use(None)
     enabled = init_sentry(settings)
     if enabled:
+        from worker.observability import crons
+
         crons.connect_signals()
     return enabled
 
 
-def configure_process() -> None:
-    """Logging, secret scrubbing and Sentry for a worker, beat or CLI process."""
+def _install_config_secrets() -> None:
+    from config import ConfigError
+    from worker import runtime
+    from worker.observability.redaction import config_secrets, secret_keys
+
+    try:
+        config = runtime.config()
+    except ConfigError:
+        return  # reported where the configuration is used
+    install_secrets(config_secrets(config), secret_keys(config))
+
+
+def configure_process(defer_secrets: bool = False) -> None:
+    """Logging, secret scrubbing and Sentry for a worker, beat or CLI process (a CLI command
+    defers loading the configuration's secrets: see configure_sentry)."""
     setup_logging()
-    configure_sentry()
+    configure_sentry(defer_secrets=defer_secrets)

@@ -6,7 +6,8 @@ Two nets, both always on:
 - **by value**: every secret the configuration holds (`config.secrets()`), in every form
   it can take on its way out — a `whsec_` secret without its prefix and as decoded bytes,
   a WordPress app password inside a Basic authorization, URL-encoded copies — is
-  replaced wherever it appears;
+  replaced wherever it appears (installed when the process starts; a CLI command without
+  a DSN installs them just before its first redaction: `install_secrets_on_first_use`);
 - **by shape**: what looks like a credential whatever its value — a signature, a bearer
   token or JWT, a password inside a URL, a Telegram bot token in a path, a token in a
   query string — is replaced too, so a credential obtained at run time (a session JWT)
@@ -18,7 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Iterable
+import threading
+from typing import Any, Callable, Iterable
 from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
@@ -26,6 +28,10 @@ REDACTED = "[redacted]"
 _installed_secrets: list[str] = []
 # Header names whose values are credentials (partner `headers` are added at install time).
 _installed_keys: set[str] = set()
+# Installs the configuration's secrets when redaction is first used (see install_secrets_on_first_use).
+_pending_install: Callable[[], None] | None = None
+_installing = False
+_install_lock = threading.RLock()
 
 _SHAPES: list[tuple[re.Pattern, str]] = [
     # Standard Webhooks signatures: "v1,<base64>" (space-separated when rotating).
@@ -96,7 +102,33 @@ def install_secrets(secrets: Iterable[str], keys: Iterable[str] = ()) -> None:
     _installed_keys.update(k.lower() for k in keys)
 
 
+def install_secrets_on_first_use(install: Callable[[], None] | None) -> None:
+    """Call `install` (which calls `install_secrets`) just before the first redaction that
+    uses the installed secrets: a command that never logs, stores an error or reports a
+    crash never loads the configuration for them (`syndicate status`). None: nothing is
+    pending any more (the secrets were installed at once)."""
+    global _pending_install
+    _pending_install = install
+
+
+def _install_pending() -> None:
+    global _pending_install, _installing
+    if _pending_install is None:
+        return
+    with _install_lock:  # another thread redacting meanwhile waits for the secrets
+        if _pending_install is None or _installing:
+            return  # installed meanwhile, or a log line written by the install itself
+        _installing = True
+        try:
+            _pending_install()
+        except Exception:  # noqa: BLE001 - redaction never fails; the shapes still apply, and
+            pass  # the command that needs the configuration says why it cannot be read
+        finally:
+            _pending_install, _installing = None, False
+
+
 def installed_keys() -> set[str]:
+    _install_pending()
     return set(_installed_keys)
 
 
@@ -104,6 +136,8 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     """`text` with every known secret and everything shaped like a credential replaced."""
     if not text:
         return text
+    if secrets is None:
+        _install_pending()
     for secret in (_installed_secrets if secrets is None else secrets):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
@@ -115,7 +149,9 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
 def scrub(value: Any, keys: set[str] | None = None) -> Any:
     """A copy of a JSON-like value with every string redacted and every value held under a
     secret key (e.g. a partner's `X-Api-Key` header) replaced."""
-    keys = _installed_keys if keys is None else keys
+    if keys is None:
+        _install_pending()
+        keys = _installed_keys
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):

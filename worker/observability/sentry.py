@@ -25,7 +25,6 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from worker.observability.redaction import installed_keys, scrub
@@ -42,6 +41,8 @@ SECRET_KEY_NAMES = [
 
 
 def release() -> str:
+    from importlib import metadata
+
     try:
         return f"syndicate@{metadata.version('syndicate')}"
     except metadata.PackageNotFoundError:

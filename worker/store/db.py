@@ -150,3 +150,11 @@ def reset_stores() -> None:
         for store in _stores.values():
             store.engine.dispose(close=False)
         _stores.clear()
+
+
+def close_stores() -> None:
+    """Close every store's pooled connections (a process that is exiting: SQLite checkpoints
+    its write-ahead log and removes it when the last connection closes)."""
+    with _lock:
+        for store in _stores.values():
+            store.dispose()
