@@ -38,24 +38,27 @@ def configure_sentry(defer_secrets: bool = False) -> bool:
     """Secrets known to redaction, then Sentry if SENTRY_DSN is set (no logging changes: a CLI
     command keeps its own output). Returns whether Sentry is on.
 
-    The configuration's secrets are installed now, except with `defer_secrets` and no DSN
-    (a CLI command): then just before the first redaction, so that a command which neither
-    logs nor fails (`syndicate status`) never loads the settings models. With a DSN they
-    are always installed now: the SDK's scrubber is built from their key names. A worker or
-    beat installs them now, before it forks its pool processes."""
+    The configuration's secrets are installed now, except with `defer_secrets` (a CLI
+    command): then just before the first redaction (a log line, a stored error, a Sentry
+    event or breadcrumb: `scrub` in the `before_send*` hooks), so that a command which
+    neither logs nor fails (`syndicate status`) never loads the settings models, and its
+    Sentry setup is the light one (`init_sentry(command=True)`). A worker or beat installs
+    them now, before it forks its pool processes."""
     from worker import runtime
 
     settings = SentrySettings.from_env()
     if not settings.dsn:
         settings = SentrySettings(runtime.environment().sentry_dsn, settings.environment,
                                   settings.traces_sample_rate)
-    if not settings.dsn and defer_secrets:
+    if defer_secrets:
         install_secrets_on_first_use(_install_config_secrets)
-        return False
-    _install_config_secrets()
-    install_secrets_on_first_use(None)
-    enabled = init_sentry(settings)
-    if enabled:
+        if not settings.dsn:
+            return False
+    else:
+        _install_config_secrets()
+        install_secrets_on_first_use(None)
+    enabled = init_sentry(settings, command=defer_secrets)
+    if enabled and not defer_secrets:
         from worker.observability import crons
 
         crons.connect_signals()

@@ -73,35 +73,47 @@ class SentrySettings:
                    traces_sample_rate=rate)
 
 
-# (settings, transport) of the client this process set up, or None.
+# (settings, transport, full setup?) of the client this process set up, or None.
 _active: tuple | None = None
 _lock = threading.Lock()
 
 
-def init_sentry(settings: SentrySettings, transport=None) -> bool:
+def init_sentry(settings: SentrySettings, transport=None, command: bool = False) -> bool:
     """Initialise the SDK (once per process and settings); False when no DSN is set.
-    `transport` replaces the SDK's own (sentry-test uses one that waits for the answer)."""
+    `transport` replaces the SDK's own (sentry-test uses one that waits for the answer).
+
+    `command`: a CLI command, which runs no task. Without tracing it gets the SDK's default
+    integrations and logging only, not Celery's nor the ones the SDK enables for every
+    installed library (importing Celery and trying ~40 integrations cost `syndicate status`
+    about 0.25 s), and its scrubber starts from the static key names: the configuration's
+    key names reach `before_send` when it first redacts (`scrub` installs them)."""
     global _active
     if not settings.dsn:
         return False
+    light = command and not settings.traces_sample_rate
     with _lock:
-        if transport is None and _active == (settings, None):
+        # Set up again only to add what a light setup left out (a command that goes on to
+        # run tasks or enqueue them calls configure_process() again).
+        if transport is None and _active is not None and _active[:2] == (settings, None) and (_active[2] or not light):
             return True
         import sentry_sdk
-        from sentry_sdk.integrations.celery import CeleryIntegration
         from sentry_sdk.integrations.logging import LoggingIntegration
         from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-        denylist = sorted({k.lower() for k in DEFAULT_DENYLIST} | set(SECRET_KEY_NAMES) | installed_keys())
+        integrations = [LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)]
+        if not light:
+            from sentry_sdk.integrations.celery import CeleryIntegration
+
+            # Crons are checked in by worker.observability.crons (Sentry refuses our 5 s schedules).
+            integrations.insert(0, CeleryIntegration(monitor_beat_tasks=False, propagate_traces=True))
+        keys = set() if light else installed_keys()
+        denylist = sorted({k.lower() for k in DEFAULT_DENYLIST} | set(SECRET_KEY_NAMES) | keys)
         sentry_sdk.init(
             dsn=settings.dsn,
             environment=settings.environment,
             release=release(),
-            integrations=[
-                # Crons are checked in by worker.observability.crons (Sentry refuses our 5 s schedules).
-                CeleryIntegration(monitor_beat_tasks=False, propagate_traces=True),
-                LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
-            ],
+            integrations=integrations,
+            auto_enabling_integrations=not light,
             traces_sample_rate=settings.traces_sample_rate,
             trace_propagation_targets=[],
             event_scrubber=EventScrubber(denylist=denylist, recursive=True),
@@ -112,8 +124,9 @@ def init_sentry(settings: SentrySettings, transport=None) -> bool:
             in_app_include=IN_APP,
             **({"transport": transport} if transport is not None else {}),
         )
-        _connect_queue_signals()
-        _active = (settings, transport)
+        if not light:
+            _connect_queue_signals()
+        _active = (settings, transport, not light)
         return True
 
 

@@ -64,6 +64,20 @@ def test_status_of_an_article_imports_no_settings_model_broker_or_sanitizer(sqli
     assert {"sqlalchemy", "rich"} <= loaded
 
 
+def test_status_with_sentry_on_loads_neither_celery_nor_the_settings_models(sqlite_url, request, tmp_path):
+    # Production sets SENTRY_DSN: a command that runs no task gets the light Sentry setup
+    # (no Celery integration, none auto-enabled) and still loads no configuration for it.
+    article_id, env = _store_with_one_article(sqlite_url, request, tmp_path)
+    env.update(SENTRY_DSN="http://public@127.0.0.1:9/1", SENTRY_TRACES_SAMPLE_RATE="0")
+    code = ("from click.testing import CliRunner; from worker.cli import main; "
+            "from worker.observability import sentry_enabled; "
+            f"r = CliRunner().invoke(main, ['status', {article_id!r}]); "
+            "assert r.exit_code == 0 and 'partner:acme' in r.output, r.output; assert sentry_enabled()")
+    loaded = {m.split(".")[0] for m in _new_modules(code, env)}
+    assert "sentry_sdk" in loaded
+    assert sorted(loaded & {"celery", "kombu", "pydantic", "redis", "lxml", "nh3"}) == []
+
+
 def test_a_command_closes_the_store_before_the_process_ends(sqlite_url, request, tmp_path):
     # The process skips Python's last garbage collections (worker.cli._end_of_process) but
     # still closes its connections: SQLite checkpoints its write-ahead log and removes it.
