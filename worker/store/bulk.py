@@ -4,6 +4,7 @@ statement (PostgreSQL: `UPDATE … FROM unnest(…)`; elsewhere an executemany).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from sqlalchemy import JSON, TypeDecorator, bindparam, insert, text, update
@@ -61,37 +62,79 @@ def bulk_insert(conn, table, rows: list[dict], returning_ids: bool = False) -> l
     """Insert many rows (each dict with the same keys); with `returning_ids`, their new ids,
     in the order of `rows`.
 
-    On PostgreSQL: the ids are taken from the table's sequence first (one query, ascending),
-    then the rows go as one driver executemany of a one-row INSERT (psycopg pipelines it: one
-    parsed statement, no round trip per row). SQLAlchemy's default there, a multi-row VALUES
-    of thousands of placeholders, is a new statement text each time that psycopg parses with
-    regular expressions: most of the cost for a batch of articles. Elsewhere, SQLAlchemy's
-    insert with ordered RETURNING."""
+    The rows go as one driver `executemany` of a one-row INSERT: one statement text, parsed
+    once (psycopg pipelines it; sqlite3 loops in C). SQLAlchemy's own bulk insert costs far
+    more here: on PostgreSQL a multi-row VALUES of thousands of placeholders, a new text each
+    time, which psycopg parses with regular expressions; on SQLite, with ordered RETURNING,
+    one statement per row. The ids are reserved first when the caller needs them:
+    PostgreSQL takes them from the table's sequence (one query); SQLite inserts the first
+    row alone, which takes the database's write lock for the rest of the transaction, and
+    numbers the others after it (no other writer can insert until the commit)."""
     if not rows:
         return []
-    if conn.dialect.name != "postgresql":
-        stmt = insert(table)
-        if not returning_ids:
-            conn.execute(stmt, rows)
-            return []
-        return list(conn.execute(stmt.returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
-    ids: list[int] = []
-    if returning_ids:
+    columns = list(rows[0])
+    if not returning_ids or "id" in columns:
+        sql, processors = _insert_sql(conn, table, columns)
+        conn.exec_driver_sql(sql, _bind_values(rows, processors))
+        return [r["id"] for r in rows] if returning_ids else []
+    sql, processors = _insert_sql(conn, table, ["id", *columns])
+    if conn.dialect.name == "postgresql":
         ids = list(conn.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
                                      "FROM generate_series(1, :n) AS g ORDER BY g"),
                                 {"table": table.name, "n": len(rows)}).scalars())
-        rows = [dict(row, id=i) for row, i in zip(rows, ids)]
-    columns = list(rows[0])
-    key = ("insert", table.name, tuple(columns))
-    compiled = _BULK_SQL.get(key)
-    if compiled is None:
-        stmt = insert(table).values({c: bindparam(c) for c in columns})
-        compiled = stmt.compile(dialect=conn.dialect)
-        processors = {c: table.c[c].type._cached_bind_processor(conn.dialect) for c in columns}
-        compiled = _BULK_SQL[key] = (compiled.string, [(c, processors[c]) for c in columns])
-    sql, processors = compiled
-    conn.exec_driver_sql(sql, [{c: (p(r[c]) if p is not None else r[c]) for c, p in processors} for r in rows])
+        conn.exec_driver_sql(sql, _bind_values(rows, processors, ids))
+        return ids
+    first = conn.exec_driver_sql(sql, _bind_values(rows[:1], processors, [None])[0]).lastrowid
+    ids = list(range(first, first + len(rows)))
+    if len(rows) > 1:
+        conn.exec_driver_sql(sql, _bind_values(rows[1:], processors, ids[1:]))
     return ids
+
+
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
+def _insert_sql(conn, table, columns: list[str]) -> tuple[str, list]:
+    """`INSERT INTO table (columns…) VALUES (…)` with positional parameters, and the
+    (column, bind processor) of each parameter in order; made once per table and columns."""
+    key = ("insert", conn.dialect.name, table.name, tuple(columns))
+    made = _BULK_SQL.get(key)
+    if made is None:
+        compiled = insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=conn.dialect)
+        if compiled.positional:  # sqlite3: qmark
+            sql, order = compiled.string, list(compiled.positiontup)
+        else:  # psycopg: %(name)s, made %s so that rows can go as tuples
+            order = _PYFORMAT.findall(compiled.string)
+            sql = _PYFORMAT.sub("%s", compiled.string)
+        if sorted(order) != sorted(columns):
+            raise RuntimeError(f"unexpected parameters {order} for {table.name}")
+        made = _BULK_SQL[key] = (sql, [(c, table.c[c].type._cached_bind_processor(conn.dialect)) for c in order])
+    return made
+
+
+def _bind_values(rows: list[dict], processors: list, ids: list | None = None) -> list[tuple]:
+    """Each row's values as the driver takes them, in parameter order (`ids`, when given,
+    fill the id column). A batch repeats the same timestamp in thousands of cells: each
+    distinct datetime is converted once."""
+    columns = []
+    for name, process in processors:
+        cells = ids if ids is not None and name == "id" else [r[name] for r in rows]
+        if process is not None:
+            seen: dict = {}
+            out = []
+            for v in cells:
+                if v is None:
+                    out.append(None)
+                elif type(v) is datetime:
+                    p = seen.get(v)
+                    if p is None:
+                        p = seen[v] = process(v)
+                    out.append(p)
+                else:
+                    out.append(process(v))
+            cells = out
+        columns.append(cells)
+    return list(zip(*columns))
 
 
 def insert_attempts(s, delivery_ids: list[int], started_at: datetime, worker: str | None = None) -> dict[int, int]:
