@@ -23,7 +23,7 @@ text escapes it first (`html.escape`), so its `<` and `&` come through as text.
 | published_at, updated_at | 1970 to 1 day ahead of now, convertible to UTC | refused |
 
 Cleaning never decides what is safe HTML in a body: `content_html` is sanitized where
-articles are stored (`worker.pipeline.republishable`); here it is only bounded, stripped
+articles are stored (`worker.pipeline.events.republishable`); here it is only bounded, stripped
 of unsafe characters, and noted for what the sanitizer will remove that could run code.
 """
 

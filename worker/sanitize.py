@@ -1,5 +1,5 @@
 """HTML and text that are safe to republish: applied once where articles are stored
-(`worker.pipeline.republishable`) and again when feed entries are prepared, unless the
+(`worker.pipeline.events.republishable`) and again when feed entries are prepared, unless the
 stored body is known to be this sanitizer's fixed point (`sanitize_to_store`).
 
 `sanitize_html` runs a story's body through nh3 (the Rust `ammonia` sanitizer, an
