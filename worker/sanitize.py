@@ -77,10 +77,20 @@ _ASTRAL_NONCHARACTERS_RE = re.compile(
     "[" + "".join(chr(plane * 0x10000 + 0xFFFE) + chr(plane * 0x10000 + 0xFFFF) for plane in range(1, 17)) + "]"
 )
 _WS_RE = re.compile(r"\s+")
+# The ASCII characters _NOT_XML_RE matches. ASCII text (`str.isascii()` costs nothing: the
+# string knows) is checked for these with `in`, a memchr each: 15x faster than the regex
+# over a 7 KB body, and an ASCII text cannot hold astral characters.
+_NOT_XML_ASCII = tuple(chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def _ascii_unsafe(text: str) -> bool:
+    return any(c in text for c in _NOT_XML_ASCII)
 
 
 def xml_text(text: str) -> str:
     """`text` without the characters an XML document (or an HTML parser) cannot take."""
+    if text.isascii():
+        return _NOT_XML_RE.sub("", text) if _ascii_unsafe(text) else text
     if _NOT_XML_RE.search(text):
         text = _NOT_XML_RE.sub("", text)
     if _ASTRAL_RE.search(text) and _ASTRAL_NONCHARACTERS_RE.search(text):
@@ -234,6 +244,8 @@ def excerpt(text: str, limit: int = 300) -> str:
 
 def has_unsafe_characters(text: str) -> bool:
     """Whether `xml_text` would remove anything (controls, lone surrogates, noncharacters)."""
+    if text.isascii():
+        return _ascii_unsafe(text)
     return bool(_NOT_XML_RE.search(text) or (_ASTRAL_RE.search(text) and _ASTRAL_NONCHARACTERS_RE.search(text)))
 
 
@@ -335,6 +347,18 @@ _HANDLER_RE = re.compile(r"<([A-Za-z][\w:-]{0,30})\b[^<>]*?\s(on[a-z]{2,30})\s*=
 _ACTIVE_URL_RE = re.compile(r"\s(?:href|src|action|formaction|xlink:href|poster|background)\s*=\s*[\"']?\s*"
                             r"(javascript|vbscript|data)\s*:", re.IGNORECASE)
 _MAX_MARKUP_NOTES = 10
+# Under IGNORECASE these also match ASCII letters of "javascript", "vbscript" and "data"
+# (İ and ı match i, ſ matches s); `str.lower()` does not map them so.
+_CASE_FOLDS_TO_SCHEME_LETTERS = ("\u0130", "\u0131", "\u017f")
+
+
+def _may_hold_active_url(fragment: str) -> bool:
+    """False only when _ACTIVE_URL_RE cannot match: it needs one of its schemes' names.
+    That regex tries its alternatives at every whitespace (80 us a 7 KB body); this is 5 us."""
+    if any(c in fragment for c in _CASE_FOLDS_TO_SCHEME_LETTERS):
+        return True
+    low = fragment.lower()
+    return "javascript" in low or "vbscript" in low or "data" in low
 
 
 def executable_markup(fragment: str) -> list[str]:
@@ -352,7 +376,7 @@ def executable_markup(fragment: str) -> list[str]:
         found[f"<{m.group(1).lower()} {m.group(2).lower()}>"] = None
         if len(found) >= _MAX_MARKUP_NOTES:
             return list(found)
-    for m in _ACTIVE_URL_RE.finditer(fragment):
+    for m in (_ACTIVE_URL_RE.finditer(fragment) if _may_hold_active_url(fragment) else ()):
         found[f"{m.group(1).lower()}: URL"] = None
         if len(found) >= _MAX_MARKUP_NOTES:
             break
