@@ -17,6 +17,16 @@ class CeleryScheduler:
         else:
             deliver_batch.delay(delivery_ids)
 
+    def deliver_many(self, batches: list[list[int]]) -> None:
+        from tasks.deliver import deliver_batch
+        from worker.celery import app
+
+        # kombu's publish batch: the messages go to Redis in one pipeline at the end, not
+        # one LPUSH round trip each. `argsrepr` spares Celery a repr of every id list.
+        with app.producer_or_acquire() as producer, producer.batch():
+            for ids in batches:
+                deliver_batch.apply_async((ids,), producer=producer, argsrepr=f"({len(ids)} delivery ids)")
+
     def build(self, target: str, countdown: float) -> None:
         from tasks.feeds import schedule_build
 

@@ -14,6 +14,10 @@ class Scheduler(Protocol):
     def deliver(self, delivery_ids: list[int], countdown: float = 0) -> None:
         """Run these delivery rows (of any destination kind) after `countdown` seconds."""
 
+    def deliver_many(self, batches: list[list[int]]) -> None:
+        """Run each list of delivery rows as a task of its own, now (one broker round trip
+        for all where the broker allows; a scheduler without it gets one `deliver` each)."""
+
     def build(self, target: str, countdown: float) -> None:
         """Build a coalescing target (`feed:<name>` or the sitemap) after `countdown` seconds."""
 
@@ -45,6 +49,18 @@ def scheduler() -> Scheduler:
 
 def deliver(delivery_ids: list[int], countdown: float = 0) -> None:
     scheduler().deliver(delivery_ids, countdown)
+
+
+def deliver_many(batches: list[list[int]]) -> None:
+    if not batches:
+        return
+    installed = scheduler()
+    many = getattr(installed, "deliver_many", None)
+    if many is not None:
+        many(batches)
+        return
+    for ids in batches:
+        installed.deliver(ids)
 
 
 def build(target: str, countdown: float) -> None:

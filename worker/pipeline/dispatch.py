@@ -52,8 +52,7 @@ def dispatch(recorded: list[Recorded], config: SyndicationConfig, warn_broker_do
         batches.append(batch)
     queued = True
     try:
-        for ids in batches:
-            enqueue.deliver(ids)
+        enqueue.deliver_many(batches)
     except broker_errors() as exc:
         queued = False
         waiting = sum(len(ids) for ids in batches)
