@@ -6,6 +6,10 @@ interface through which domain code schedules work."""
 from worker import enqueue
 
 
+# The name `tasks.deliver.deliver_batch` is registered under (routed to the `deliver` queue).
+DELIVER_BATCH = "tasks.deliver.deliver_batch"
+
+
 class CeleryScheduler:
     """`worker.enqueue.Scheduler` on Celery (task modules are imported on first use)."""
 
@@ -18,14 +22,14 @@ class CeleryScheduler:
             deliver_batch.delay(delivery_ids)
 
     def deliver_many(self, batches: list[list[int]]) -> None:
-        from tasks.deliver import deliver_batch
         from worker.celery import app
 
-        # kombu's publish batch: the messages go to Redis in one pipeline at the end, not
-        # one LPUSH round trip each. `argsrepr` spares Celery a repr of every id list.
+        # Sent by name: the sender (`syndicate ingest`, a poll) need not import the delivery
+        # engine. kombu's publish batch: the messages go to Redis in one pipeline at the end,
+        # not one LPUSH round trip each. `argsrepr` spares Celery a repr of every id list.
         with app.producer_or_acquire() as producer, producer.batch():
             for ids in batches:
-                deliver_batch.apply_async((ids,), producer=producer, argsrepr=f"({len(ids)} delivery ids)")
+                app.send_task(DELIVER_BATCH, (ids,), producer=producer, argsrepr=f"({len(ids)} delivery ids)")
 
     def build(self, target: str, countdown: float) -> None:
         from tasks.feeds import schedule_build

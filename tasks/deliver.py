@@ -10,6 +10,7 @@ from datetime import datetime
 from celery.signals import worker_process_shutdown
 
 from config.tunables import tunables
+from tasks import DELIVER_BATCH
 from worker import runtime
 from worker.celery import app
 from worker.delivery import DeliveryEngine
@@ -47,7 +48,7 @@ def _hand_back_in_flight(**_) -> None:
                                                             exc_info=True)
 
 
-@app.task(name="tasks.deliver.deliver_batch")
+@app.task(name=DELIVER_BATCH)
 def deliver_batch(delivery_ids: list[int]) -> dict:
     result = engine().run(delivery_ids)
     return {"claimed": result.claimed, "sent": result.sent, "held": result.held, "superseded": result.superseded,
