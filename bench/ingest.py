@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import (  # noqa: E402
-    BIN, Processes, bench_env, database, median, start_redis, write_articles, write_config,
+    BIN, Processes, bench_env, database, load_average, median, start_redis, write_articles, write_config,
 )
 
 GOAL = 1000.0
@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
+    before = load_average()
     results = run(kinds, args.files, args.rounds)
+    print(f"load average before {before}, after {load_average()}")
     for kind, r in results.items():
         print(f"{kind:<11} ingest {args.files} files: {r['rate']:,.0f} articles/s (median of "
               f"{', '.join(f'{x:,.0f}' for x in r['rounds'])}); goal {GOAL:,.0f} -> {r['rate'] / GOAL:.2f}x; "

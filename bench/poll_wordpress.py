@@ -27,6 +27,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support import load_average  # noqa: E402
 from config import parse_config  # noqa: E402
 from tests.support.wordpress_server import WordPressServer, now_utc  # noqa: E402
 import tasks  # noqa: E402,F401 - installs the scheduler polls use
@@ -140,7 +141,9 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    before = load_average()
     r = run(args.posts, args.repeat)
+    print(f"load average before {before}, after {load_average()}")
     print(f"posts: {r['posts']}, runs: {args.repeat} (SQLite store, stand-in WordPress on loopback, own process)")
     print(f"first poll (all new):   median {r['first']:.2f}s  = {r['posts'] / r['first']:.0f} posts/s")
     print(f"idle poll (no changes): median {r['idle'] * 1000:.0f}ms")
