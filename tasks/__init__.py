@@ -6,8 +6,11 @@ interface through which domain code schedules work."""
 from worker import enqueue
 
 
-# The name `tasks.deliver.deliver_batch` is registered under (routed to the `deliver` queue).
+# Task names, for senders that enqueue by name without importing the task's module (and
+# with it the delivery engine or the feed builder): `syndicate ingest`, polls.
 DELIVER_BATCH = "tasks.deliver.deliver_batch"
+BUILD_FEED = "tasks.feeds.build_feed"
+BUILD_SITEMAP = "tasks.feeds.build_news_sitemap"
 
 
 class CeleryScheduler:
@@ -32,9 +35,14 @@ class CeleryScheduler:
                 app.send_task(DELIVER_BATCH, (ids,), producer=producer, argsrepr=f"({len(ids)} delivery ids)")
 
     def build(self, target: str, countdown: float) -> None:
-        from tasks.feeds import schedule_build
+        """Enqueue the build of a coalescing target (see worker.feeds.coalesce) in `countdown` seconds."""
+        from worker.celery import app
+        from worker.feeds.coalesce import SITEMAP_TARGET
 
-        schedule_build(target, countdown)
+        if target == SITEMAP_TARGET:
+            app.send_task(BUILD_SITEMAP, countdown=countdown)
+        else:
+            app.send_task(BUILD_FEED, (target.removeprefix("feed:"),), countdown=countdown)
 
     def ping_hub(self, hub: str, topic: str) -> None:
         from tasks.feeds import ping_hub

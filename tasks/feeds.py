@@ -2,6 +2,7 @@
 
 import logging
 
+from tasks import BUILD_FEED, BUILD_SITEMAP
 from worker import runtime
 from worker.celery import MAX_BROKER_COUNTDOWN, app
 from worker.feeds import build_news_sitemap, rebuild
@@ -19,14 +20,6 @@ from worker.websub import HubError, display_url, notify, publish
 log = logging.getLogger("syndicate.feeds")
 
 
-def schedule_build(target: str, window: float) -> None:
-    """Enqueue the build of a coalescing target (see worker.feeds.coalesce) in `window` seconds."""
-    if target == SITEMAP_TARGET:
-        build_sitemap.apply_async(countdown=window)
-    else:
-        build_feed.apply_async((target.removeprefix("feed:"),), countdown=window)
-
-
 def _backoff(retries: int) -> float:
     return min(float(MAX_BROKER_COUNTDOWN), 5.0 * 2 ** retries)
 
@@ -37,7 +30,7 @@ def rebuild_feed(name: str) -> None:
     request_rebuilds([name], runtime.config().feed_settings)
 
 
-@app.task(name="tasks.feeds.build_feed", bind=True, max_retries=None)
+@app.task(name=BUILD_FEED, bind=True, max_retries=None)
 def build_feed(self, name: str, force: bool = False) -> None:
     client = runtime.redis_client()
     target = feed_target(name)
@@ -57,7 +50,7 @@ def build_feed(self, name: str, force: bool = False) -> None:
         notify(config, result.changed)
 
 
-@app.task(name="tasks.feeds.build_news_sitemap", bind=True, max_retries=None)
+@app.task(name=BUILD_SITEMAP, bind=True, max_retries=None)
 def build_sitemap(self) -> None:
     client = runtime.redis_client()
     take_request(client, SITEMAP_TARGET)
