@@ -172,6 +172,10 @@ def test_sigterm_stops_a_held_up_worker_within_the_soft_shutdown(deployment, par
     except subprocess.TimeoutExpired:
         pytest.fail(f"syndicate run still running 15 s after SIGTERM (soft shutdown 2 s)\n{deployment.log(worker)}")
     took = time.monotonic() - started
-    print(f"\nexit {took:.1f}s after SIGTERM; rows {dict(statuses(deployment.database_url))}")
+    rows = statuses(deployment.database_url)
+    print(f"\nexit {took:.1f}s after SIGTERM; rows {dict(rows)}")
     assert took < 2 + 6, f"exited {took:.1f}s after SIGTERM; the soft shutdown is 2 s"
     assert worker.returncode == 0, deployment.log(worker)
+    # The cut-off send's row was handed back as the pool stopped: due now, not after its lease.
+    assert rows == Counter(pending=1), rows
+    assert "handed back 1 deliveries" in deployment.log(worker)
