@@ -67,19 +67,46 @@ def worker(queues: str | None, concurrency: int | None, loglevel: str, pool: str
     _run_worker(app, _worker_argv(queues or ",".join(QUEUES), concurrency, loglevel, False, pool, name))
 
 
+def _bounded_sigterm() -> None:
+    """SIGTERM starts Celery's soft shutdown, bounded by SYNDICATE_SOFT_SHUTDOWN, as in compose.
+
+    Left to Celery's default, SIGTERM is a *warm* shutdown: the worker waits for every running
+    task and pool process with no limit at all (`worker_soft_shutdown_timeout` bounds only the
+    cold shutdown), and its embedded beat, stopped after the pool, keeps sending meanwhile. One
+    task held up (a Redis or database call waiting out its 30 s socket or retry limit, a long
+    task wait) then holds the whole stop. With SIGTERM taken as SIGQUIT, running tasks get the
+    soft-shutdown window, then are cancelled and their messages requeued (acks late); the pool
+    processes hand back the rows they still hold (tasks/deliver.py) as they stop.
+    billiard reads REMAP_SIGTERM when first imported, so it is set before the worker starts."""
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    from billiard.common import REMAP_SIGTERM
+
+    if REMAP_SIGTERM != os.environ["REMAP_SIGTERM"]:
+        err_console.print("REMAP_SIGTERM was read before it was set: SIGTERM is an unbounded warm shutdown",
+                          markup=False)
+
+
 def _run_worker(app, argv: list[str]) -> None:
     """Run the worker and exit with its status: `app.worker_main` drops it (the worker's
     `exitcode`, 1 after an unrecoverable error), and a supervisor must not see a crashed
-    worker exit 0."""
+    worker exit 0. A stop asked for by SIGTERM exits 0 (Celery's cold shutdown says 1)."""
     from celery import signals
 
+    _bounded_sigterm()
     codes: list[int | None] = []
+    asked: list[str] = []
 
     def remember(sender=None, **_):
         codes.append(getattr(sender, "exitcode", None))
 
+    def stop_asked(sig=None, **_):
+        asked.append(sig)
+
     signals.worker_shutdown.connect(remember, weak=False)
+    signals.worker_shutting_down.connect(stop_asked, weak=False)
     app.worker_main(argv=argv)
+    if asked and asked[0] in ("SIGTERM", "SIGQUIT", "SIGINT"):
+        sys.exit(0)
     sys.exit(codes[-1] or 0 if codes else 0)
 
 

@@ -150,3 +150,32 @@ def test_a_redis_restart_loses_nothing(deployment, partner, own_redis, tmp_path)
 
     wait_until(supervised_until_done, 120, "every delivery to be made after Redis came back")
     assert_every_message_arrived_once_per_id(partner, BURST)
+
+
+def test_sigterm_stops_a_held_up_worker_within_the_soft_shutdown(deployment, partner, tmp_path):
+    """SIGTERM gives running sends SYNDICATE_SOFT_SHUTDOWN (2 s here), then the worker exits,
+    however long its tasks would take. Here the one delivery task waits on a partner that takes
+    25 s to answer (inside a 30 s timeout and task wait): Celery's own SIGTERM, a warm shutdown,
+    waited for it with no limit (and the embedded beat kept sending meanwhile)."""
+    write_config(deployment.config, partners=[{
+        "name": "acme", "url": partner.url, "secret": partner.secret, "allow_private": True,
+        "retry_schedule": ["1s", "1s", "1s"], "timeout": "30s"}])
+    partner.delay = 25
+    worker = start_worker(deployment, SYNDICATE_DELIVERY_TASK_WAIT=30, **FAST_RECOVERY)
+    ingest_burst(deployment, tmp_path, count=1)
+    partner.wait_for(lambda got: len(got) >= 1, 30)
+
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"syndicate run still running 15 s after SIGTERM (soft shutdown 2 s)\n{deployment.log(worker)}")
+    took = time.monotonic() - started
+    rows = statuses(deployment.database_url)
+    print(f"\nexit {took:.1f}s after SIGTERM; rows {dict(rows)}")
+    assert took < 2 + 6, f"exited {took:.1f}s after SIGTERM; the soft shutdown is 2 s"
+    assert worker.returncode == 0, deployment.log(worker)
+    # The cut-off send's row was handed back as the pool stopped: due now, not after its lease.
+    assert rows == Counter(pending=1), rows
+    assert "handed back 1 deliveries" in deployment.log(worker)
