@@ -299,7 +299,8 @@ def make_deployment(root: Path, redis_url: str, database_url: str, partner: Part
         "SYNDICATE_CONFIG": str(config),
         "SYNDICATE_SWEEP_INTERVAL": "1",
         "SYNDICATE_BEAT_SCHEDULE": str(root / "beat-schedule"),
-        "SYNDICATE_SOFT_SHUTDOWN": "2",
+        # Each stop of `run`/`worker` takes this window plus ~2 s (REMAP_SIGTERM: docs/operations.md).
+        "SYNDICATE_SOFT_SHUTDOWN": "1",
         "PYTHONUNBUFFERED": "1",
     })
     env.update(env_changes)

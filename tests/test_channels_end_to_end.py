@@ -100,7 +100,7 @@ def deployment(tmp_path_factory, standins, pg_server_url, redis_db):
     env = dict(os.environ)
     env.update({"REDIS_URL": redis_url, "DATABASE_URL": _pg_schema_url(pg_server_url), "FEEDS_DIR": str(root / "feeds"),
                 "SYNDICATE_CONFIG": str(config), "SYNDICATE_SWEEP_INTERVAL": "1", "SYNDICATE_REQUEUE_AFTER": "3",
-                "SYNDICATE_BEAT_SCHEDULE": str(root / "beat"), "SYNDICATE_SOFT_SHUTDOWN": "2",
+                "SYNDICATE_BEAT_SCHEDULE": str(root / "beat"), "SYNDICATE_SOFT_SHUTDOWN": "1",
                 "SYNDICATE_LEASE_MARGIN": "3", "PYTHONUNBUFFERED": "1"})
     env.pop("SENTRY_DSN", None)
     d = Deployment(root, env, config, env["DATABASE_URL"])

@@ -35,7 +35,7 @@ PARTNERS = 10
 EXAMPLE = json.loads((REPO / "examples" / "article.json").read_text())
 # A killed worker's rows come back within seconds: a short lease margin, re-enqueue delay and sweep.
 FAST_RECOVERY = {"SYNDICATE_LEASE_MARGIN": "2", "SYNDICATE_REQUEUE_AFTER": "2", "SYNDICATE_SWEEP_INTERVAL": "1",
-                 "SYNDICATE_DELIVERY_TASK_WAIT": "2", "SYNDICATE_SOFT_SHUTDOWN": "2"}
+                 "SYNDICATE_DELIVERY_TASK_WAIT": "2", "SYNDICATE_SOFT_SHUTDOWN": "1"}
 # How long a SIGTERMed `syndicate run` may take to exit: the soft-shutdown window, then the
 # pool processes hand back their rows and stop (about 2 s), with room for a loaded machine.
 STOP_WITHIN = float(FAST_RECOVERY["SYNDICATE_SOFT_SHUTDOWN"]) + 8

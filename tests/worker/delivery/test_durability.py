@@ -161,7 +161,7 @@ def test_sigterm_stops_a_held_up_worker_within_the_soft_shutdown(deployment, par
         "name": "acme", "url": partner.url, "secret": partner.secret, "allow_private": True,
         "retry_schedule": ["1s", "1s", "1s"], "timeout": "30s"}])
     partner.delay = 25
-    worker = start_worker(deployment, SYNDICATE_DELIVERY_TASK_WAIT=30, **FAST_RECOVERY)
+    worker = start_worker(deployment, SYNDICATE_DELIVERY_TASK_WAIT=30, **{**FAST_RECOVERY, "SYNDICATE_SOFT_SHUTDOWN": "2"})
     ingest_burst(deployment, tmp_path, count=1)
     partner.wait_for(lambda got: len(got) >= 1, 30)
 
