@@ -41,7 +41,7 @@ class Tunables:
     pause_max: float = 3600.0
     # Answers a worker process may hold unrecorded before its sends wait for the recording
     # thread: what a SIGKILL can lose besides the requests in flight (each is sent again).
-    most_unrecorded: int = 8
+    most_unrecorded: int = 16
     # Worker processes a delivery may kill before it is dead letter (poison message).
     poison_kills: int = 3
     # Seconds running tasks get on SIGTERM before a cold shutdown.
@@ -68,7 +68,7 @@ class Tunables:
             breaker_cooloff=_float(env, "SYNDICATE_BREAKER_COOLOFF", 60.0, 0.01, 86400),
             breaker_cooloff_max=_float(env, "SYNDICATE_BREAKER_COOLOFF_MAX", 3600.0, 0.01, 7 * 86400),
             pause_max=_float(env, "SYNDICATE_PAUSE_MAX", 3600.0, 1, 86400),
-            most_unrecorded=int(_float(env, "SYNDICATE_MOST_UNRECORDED", 8, 1, 10_000)),
+            most_unrecorded=int(_float(env, "SYNDICATE_MOST_UNRECORDED", 16, 1, 10_000)),
             poison_kills=int(_float(env, "SYNDICATE_POISON_KILLS", 3, 1, 100)),
             soft_shutdown=_float(env, "SYNDICATE_SOFT_SHUTDOWN", 10.0, 0, 3600),
             beat_schedule_file=env.get("SYNDICATE_BEAT_SCHEDULE") or "var/celerybeat-schedule",

@@ -157,6 +157,11 @@ class DeliveryEngine:
             held: list[dict] = []
             rounds = self._rounds(len(ids))
             states, pauses = self.gates.health(list(by_dest), now_ts)
+            for key, jobs in by_dest.items():
+                st = states.get(key)
+                if st is not None and st.state == "closed" and not st.failures:
+                    for job in jobs:
+                        job.healthy_at_claim = True
             try:
                 for key, jobs in by_dest.items():
                     dest = jobs[0].dest

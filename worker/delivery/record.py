@@ -50,6 +50,8 @@ class Job:
     finished_at: datetime | None = None
     unexpected: BaseException | None = None
     tracker: object | None = None  # the run waiting for it to be recorded (recording.RunTracker)
+    # Its destination's breaker was closed with no failure counted when it was claimed.
+    healthy_at_claim: bool = False
 
     @property
     def key(self) -> str:
@@ -93,12 +95,15 @@ class Recorder:
         self.store = store
         self.policy = policy
         self.gates = gates
+        # Destinations this process has counted a failure for and not yet reset by a success.
+        self._failing: set[str] = set()
 
     def record(self, jobs: list[Job]) -> list[tuple[int, datetime]]:
         """Decide each finished job's outcome and write rows in bulk; returns retries to schedule."""
         later: list[tuple[int, datetime]] = []
         delivery_updates, attempt_updates = [], []
         health: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        unsure: set[str] = set()  # destinations whose health may need a reset in Redis
         disable: dict[tuple[str, str], str] = {}
         pauses: dict[str, float] = {}
         reports = []
@@ -116,6 +121,8 @@ class Recorder:
                     health[job.key][0] += 1
                 elif decision.endpoint_failed:
                     health[job.key][1] += 1
+                if not job.healthy_at_claim:
+                    unsure.add(job.key)
                 if decision.disable_destination:
                     disable[(job.kind, job.destination)] = decision.reason
                 if decision.pause_until is not None:
@@ -164,7 +171,7 @@ class Recorder:
         for kind, name, reason in newly_disabled:
             log.error("%s=%s stage=disabled reason=%s; its deliveries wait until "
                       "`syndicate destinations enable %s`", kind, name, reason, name)
-        self._health(health, pauses)
+        self._health(self._to_count(health, unsure), pauses)
         report_to_sentry(failed, details, newly_disabled)
         return later
 
@@ -188,6 +195,23 @@ class Recorder:
                             type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)
                 time.sleep(delay)
                 delay = min(delay * 2, 4.0)
+
+    def _to_count(self, health: dict, unsure: set[str]) -> dict:
+        """What the breaker must hear: failures, and successes that may reset something. A
+        success to a destination that was healthy when its job was claimed, and that this
+        process has counted no failure for since, changes nothing: it is not sent to Redis
+        (one round trip saved on nearly every write). A failure another worker counted
+        meanwhile is then not reset by it, as if this success had come just before."""
+        out = {}
+        for key, (ok, failed) in health.items():
+            if failed:
+                self._failing.add(key)
+            elif ok and key in self._failing:
+                self._failing.discard(key)
+            elif key not in unsure:
+                continue
+            out[key] = (ok, failed)
+        return out
 
     def _health(self, health: dict, pauses: dict[str, float]) -> None:
         pacer, breaker = self.gates.pacer, self.gates.breaker
