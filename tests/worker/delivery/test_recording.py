@@ -76,3 +76,28 @@ def test_sends_wait_while_the_writer_is_behind():
     finally:
         recorder.go.set()
         line.close()
+
+
+def test_a_success_after_failures_resets_the_breakers_count(store, servers, deliverer_for, redis_client):
+    # Successes to a destination healthy when claimed skip the breaker's round trip; after
+    # failures (counted by this process, or seen at claim) a success still resets the count.
+    from tests.worker.delivery.conftest import make_due
+    from worker.delivery.health import CircuitBreaker
+
+    server = servers()
+    config = make_config(partner_entry("acme", server, retry_schedule=["1s"] * 5))
+    breaker = CircuitBreaker(redis_client, threshold=10, cooloff=60)
+    deliverer = deliverer_for(config, breaker=breaker)
+    ids = [store_article(store, config, article(n))[0] for n in range(3)]
+    server.plan += [(500, {}, b"busy")] * 3
+    deliverer.run(ids)
+    assert breaker.state("partner:acme").failures == 3
+    make_due(store, *ids)
+    deliverer.run(ids)
+    assert all(row(store, i).status == "delivered" for i in ids)
+    assert breaker.state("partner:acme").failures == 0
+    # healthy now: more successes leave no state behind in Redis
+    more = [store_article(store, config, article(n))[0] for n in range(3, 6)]
+    deliverer.run(more)
+    assert all(row(store, i).status == "delivered" for i in more)
+    assert breaker.state("partner:acme").failures == 0
