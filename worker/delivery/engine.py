@@ -231,19 +231,25 @@ class DeliveryEngine:
         """Wait for the lanes (future -> destination key) up to the task wait, but not for a
         straggling destination: once other destinations' lanes have finished, a destination
         none of whose lanes has come back gets twice as long as the last lane to finish took
-        (at least STRAGGLER_FLOOR), then finishes in the background. So a destination that
-        stopped answering holds this pool process for tens of milliseconds, not for the task
-        wait, and the healthy destinations' next articles are not queued behind it."""
+        (at least STRAGGLER_FLOOR), then finishes in the background. A destination whose last
+        request from this process got no answer at all (a retry batch from the sweep, a probe)
+        gets STRAGGLER_FLOOR even alone. So a destination that stopped answering holds this
+        pool process for tens of milliseconds, not for the task wait, and the healthy
+        destinations' next articles are not queued behind it."""
         done: set[Future] = set()
         pending = set(futures)
         answered: set[str] = set()  # destinations with a lane finished
+        silent = self.recorder.not_answering  # their last request here got no answer at all
         start = time.monotonic()
         last_finished: float | None = None
         while pending:
             elapsed = time.monotonic() - start
             limit = self.task_wait
-            if last_finished is not None and not answered & {futures[f] for f in pending}:
+            waiting_for = {futures[f] for f in pending}
+            if last_finished is not None and not answered & waiting_for:
                 limit = min(limit, max(2 * last_finished, STRAGGLER_FLOOR))
+            elif waiting_for <= silent:
+                limit = min(limit, STRAGGLER_FLOOR)
             if elapsed >= limit:
                 break
             finished, pending = wait(pending, timeout=limit - elapsed, return_when=FIRST_COMPLETED)

@@ -58,6 +58,9 @@ class Job:
         return destinations.key(self.kind, self.destination)
 
 
+# Outcomes that mean the destination did not answer at all.
+NO_ANSWER = ("timeout", "connection_error")
+
 # How long recording outcomes is retried while the database does not answer.
 RECORD_RETRY_FOR = 30.0
 
@@ -97,6 +100,9 @@ class Recorder:
         self.gates = gates
         # Destinations this process has counted a failure for and not yet reset by a success.
         self._failing: set[str] = set()
+        # Destinations whose last request from this process got no answer at all (a timeout,
+        # a refused connection): the engine does not wait for them (_wait_for_sends).
+        self.not_answering: set[str] = set()
 
     def record(self, jobs: list[Job]) -> list[tuple[int, datetime]]:
         """Decide each finished job's outcome and write rows in bulk; returns retries to schedule."""
@@ -110,6 +116,10 @@ class Recorder:
         for job in jobs:
             outcome = job.outcome
             assert outcome is not None and job.finished_at is not None
+            if outcome.status_code is not None:
+                self.not_answering.discard(job.key)
+            elif outcome.error_class in NO_ANSWER:
+                self.not_answering.add(job.key)
             # A destination may echo our headers back in an error page: nothing it says is
             # kept or logged with a secret or a signature in it.
             secrets = destinations.secrets_of(job.dest)
