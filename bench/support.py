@@ -154,7 +154,7 @@ def write_articles(folder: Path, count: int, tag: str) -> list[str]:
 
 def bench_env(root: Path, redis_url: str, database_url: str, config: Path) -> dict:
     env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, SYNDICATE_CONFIG=str(config),
-               FEEDS_DIR=str(root / "feeds"), PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING")
+               FEEDS_DIR=str(root / "feeds"), PYTHONUNBUFFERED="1", SYNDICATE_LOG_LEVEL="WARNING")
     env.pop("SENTRY_DSN", None)
     return env
 

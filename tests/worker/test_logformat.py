@@ -52,3 +52,25 @@ def test_periodic_task_lines_are_dropped_and_others_kept():
 
 def test_debug_level_keeps_them():
     assert quiet_periodic_tasks(["t"], loglevel="debug") is False
+
+
+def test_the_log_level_comes_from_syndicate_log_level_never_below_info(monkeypatch):
+    import logging
+
+    from worker.observability import logs
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        for env, expected in (("WARNING", logging.WARNING), ("error", logging.ERROR), ("DEBUG", logging.INFO),
+                              ("nonsense", logging.INFO), (None, logging.INFO)):
+            root.handlers = [h for h in root.handlers if not getattr(h, "_syndicate", False)]
+            if env is None:
+                monkeypatch.delenv("SYNDICATE_LOG_LEVEL", raising=False)
+            else:
+                monkeypatch.setenv("SYNDICATE_LOG_LEVEL", env)
+            logs.setup_logging()
+            assert root.level == expected, env
+    finally:
+        root.setLevel(saved[0])
+        root.handlers = saved[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from worker.observability.redaction import redact
@@ -17,7 +18,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str | None = None) -> None:
+    """Our handler on the root logger, at `level`, else SYNDICATE_LOG_LEVEL (every process:
+    `run`, `worker` and `beat` set it from --loglevel), else INFO. Never below INFO: at
+    DEBUG the root logger would have SQLAlchemy log every statement (Celery's own DEBUG
+    lines do not need it)."""
+    name = (level or os.environ.get("SYNDICATE_LOG_LEVEL") or "INFO").upper()
+    number = logging.getLevelName(name)
+    # An unknown name gives the default rather than a crash.
+    level = logging.getLevelName(max(number, logging.INFO)) if isinstance(number, int) else "INFO"
     root = logging.getLogger()
     if any(getattr(h, "_syndicate", False) for h in root.handlers):
         return
