@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import threading
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import time
+
+from tests.support.standin_server import StandInHTTPServer
 
 
 class FeedServer:
@@ -88,7 +90,7 @@ class FeedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = StandInHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         # A short poll interval: stopping the stand-in takes 50 ms, not half a second.
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},

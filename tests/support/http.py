@@ -27,9 +27,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.standin_server import StandInHTTPServer
 
 
 @dataclass
@@ -127,7 +129,7 @@ class StandIn:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = StandInHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         # A short poll interval: stopping a stand-in takes 50 ms, not half a second.
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},

@@ -18,11 +18,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from tests.support.standin_server import StandInHTTPServer
 
 
 @dataclass
@@ -161,7 +163,7 @@ class PartnerServer:
                 except OSError:
                     self.close_connection = True  # the sender gave up (timed out) first
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = StandInHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         # A short poll interval: stopping the stand-in takes 50 ms, not half a second.
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},

@@ -41,11 +41,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.support.standin_server import StandInHTTPServer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wordpress" / "posts.json"
 API = "/wp-json/wp/v2"
@@ -114,7 +116,7 @@ class WordPressServer:
             def do_GET(self):
                 server._handle(self)
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = StandInHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         # A short poll interval: stopping the stand-in takes 50 ms, not half a second.
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
