@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-from bench.support import Processes, free_port, wait_for  # noqa: E402
+from bench.support import Processes, ReceiverClient, free_port, wait_for  # noqa: E402
 
 GOAL_THROUGHPUT = 1500.0
 GOAL_P99_MS = 500.0
@@ -114,7 +114,7 @@ def serve_receiver(port: int, secret: str, sample_every: int) -> None:
 # free_port, wait_for and Processes are shared with the other benchmarks (bench/support.py).
 
 
-class Bench:
+class Bench(ReceiverClient):
     def __init__(self, args, root: Path, procs: Processes, store_kind: str):
         self.args, self.root, self.procs, self.store_kind = args, root, procs, store_kind
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -180,18 +180,6 @@ class Bench:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
             admin.dispose()
-
-    def _receiver_up(self) -> bool:
-        try:
-            return self.http.get(self._url("/stats"), timeout=1).ok
-        except Exception:  # noqa: BLE001
-            return False
-
-    def _url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}{path}"
-
-    def stats(self) -> dict:
-        return self.http.get(self._url("/stats"), timeout=10).json()
 
     # -- work --------------------------------------------------------------------------------------
     def articles(self, count: int, tag: str) -> list:

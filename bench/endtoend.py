@@ -29,14 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.support import (  # noqa: E402
-    BIN, Processes, article_data, bench_env, children, database, free_port, median, pct, rss_mb, start_redis,
-    wait_for, write_articles,
+    BIN, Processes, ReceiverClient, article_data, bench_env, children, database, free_port, median, pct, rss_mb,
+    start_redis, wait_for, write_articles,
 )
 
 DELIVERIES_PY = str(Path(__file__).resolve().parent / "deliveries.py")
 
 
-class Deployment:
+class Deployment(ReceiverClient):
     """Redis, a store, a receiver, the configuration, and worker processes: all started here."""
 
     def __init__(self, root: Path, procs: Processes, database_url: str, partners: int = 10):
@@ -98,18 +98,6 @@ class Deployment:
             pids.append(proc.pid)
             pids += children(proc.pid)
         return [rss_mb(p) for p in pids]
-
-    def _receiver_up(self) -> bool:
-        try:
-            return self.http.get(self._url("/stats"), timeout=1).ok
-        except Exception:  # noqa: BLE001
-            return False
-
-    def _url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.receiver_port}{path}"
-
-    def stats(self) -> dict:
-        return self.http.get(self._url("/stats"), timeout=10).json()
 
     def close(self) -> None:
         self.store.dispose()

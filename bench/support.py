@@ -16,7 +16,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -80,6 +80,26 @@ class Processes:
         for proc in reversed(self.procs):
             self.stop(proc)
         self.procs.clear()
+
+
+class ReceiverClient:
+    """Asking the receiver (`bench/deliveries.py --serve-receiver`) how it is doing; the class
+    using it sets `http` (a requests session) and `receiver_port`."""
+
+    http: Any
+    receiver_port: int
+
+    def _receiver_up(self) -> bool:
+        try:
+            return self.http.get(self._url("/stats"), timeout=1).ok
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+
+    def _url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}{path}"
+
+    def stats(self) -> dict:
+        return self.http.get(self._url("/stats"), timeout=10).json()
 
 
 def start_redis(procs: Processes, root: Path) -> str:

@@ -8,10 +8,10 @@ the models would cost it a tenth of a second.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config.environment import Environment  # noqa: F401
+from config.lazy_exports import lazy_getattr
 
 # name → the module that defines it (all re-exported here, as before).
 _LAZY = {name: "config.settings" for name in (
@@ -38,9 +38,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'config' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

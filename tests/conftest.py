@@ -232,6 +232,16 @@ def partner(partner_secret):
     server.stop()
 
 
+@pytest.fixture
+def hub():
+    """The stand-in WebSub hub (tests/support/websub_hub.py)."""
+    from tests.support.websub_hub import WebSubHub
+
+    server = WebSubHub().start()
+    yield server
+    server.stop()
+
+
 def write_config(path: Path, *, partners: list[dict] = (), feeds: list[dict] = (), extra: str = "") -> Path:
     """A syndication.toml with the given partners and feeds."""
     lines = [textwrap.dedent("""\

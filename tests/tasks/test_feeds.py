@@ -10,19 +10,11 @@ from datetime import timedelta
 import pytest
 from celery.exceptions import Retry
 
-from tests.support.websub_hub import WebSubHub
 from tests.tasks.conftest import as_worker, queued
 from tests.worker.delivery.conftest import article, store_article
 from worker.store import utcnow
 
 TOPIC = "https://london-news-net.example/feeds/all.rss"
-
-
-@pytest.fixture
-def hub():
-    server = WebSubHub().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

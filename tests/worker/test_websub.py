@@ -4,17 +4,9 @@ import pytest
 import requests
 
 from config import parse_config
-from tests.support.websub_hub import WebSubHub
 from worker.websub import HubError, display_url, publish, topics
 
 TOPIC = "https://london-news-net.example/feeds/all.rss"
-
-
-@pytest.fixture
-def hub():
-    server = WebSubHub().start()
-    yield server
-    server.stop()
 
 
 def test_a_ping_is_a_form_encoded_publish_of_the_feed_url(hub):

@@ -9,8 +9,9 @@ ingest` should not load the engine and every transport to store and enqueue.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.lazy_exports import lazy_getattr
 
 _LAZY = {
     "DeliveryEngine": "worker.delivery.engine",
@@ -27,9 +28,4 @@ if TYPE_CHECKING:
     from worker.delivery.policy import Decision, DeliveryPolicy, parse_retry_after  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'worker.delivery' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -14,8 +14,9 @@ The names below are imported when first used: storing an article needs only `ind
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.lazy_exports import lazy_getattr
 
 _LAZY = {
     "BuildResult": "worker.feeds.build",
@@ -32,9 +33,4 @@ if TYPE_CHECKING:
     from worker.feeds.sitemap import SITEMAP_FILE  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'worker.feeds' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -23,7 +23,7 @@ def test_an_answer_is_recorded_while_the_lane_sends_the_next(store, servers, del
     wait_until(lambda: all(row(store, i).status == "delivered" for i in ids), 10, "the rest recorded")
 
 
-def test_the_second_run_finds_the_first_runs_answers_recorded(store, servers, deliverer_for):
+def test_what_finishes_within_the_wait_is_recorded_before_the_run_returns(store, servers, deliverer_for):
     server = servers()
     config = make_config(partner_entry("acme", server))
     ids = [store_article(store, config, article(n))[0] for n in range(4)]

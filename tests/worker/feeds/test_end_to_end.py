@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import REPO, start_running, wait_until, write_config
-from tests.support.websub_hub import WebSubHub
 from tests.worker.feeds.validators import assert_valid_feed_files
 from worker.store import DeliveryRow, Store
 
@@ -36,13 +35,6 @@ config, store = runtime.config(), runtime.store()
 for i, data in enumerate(json.load(sys.stdin)):
     ingest_articles([parse_article(data, f"burst[{i}]")], config, store)
 """
-
-
-@pytest.fixture
-def hub():
-    server = WebSubHub().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
