@@ -62,7 +62,7 @@ class Tunables:
             visibility_timeout=int(_float(env, "SYNDICATE_VISIBILITY_TIMEOUT", 3600, 60, 7 * 86400)),
             sweep_interval=_float(env, "SYNDICATE_SWEEP_INTERVAL", 5.0, 0.1, 3600),
             requeue_after=_float(env, "SYNDICATE_REQUEUE_AFTER", 60.0, 1, 86400),
-            lease_margin=_float(env, "SYNDICATE_LEASE_MARGIN", 30.0, 0, 3600),
+            lease_margin=_float(env, "SYNDICATE_LEASE_MARGIN", 30.0, 1, 3600),
             delivery_task_wait=_float(env, "SYNDICATE_DELIVERY_TASK_WAIT", 0.5, 0, 600),
             breaker_threshold=int(_float(env, "SYNDICATE_BREAKER_THRESHOLD", 10, 1, 1_000_000)),
             breaker_cooloff=_float(env, "SYNDICATE_BREAKER_COOLOFF", 60.0, 0.01, 86400),

@@ -55,6 +55,9 @@ LANES = 16
 # Least time a task waits for a straggling lane once others have finished (_wait_for_sends).
 STRAGGLER_FLOOR = 0.05
 
+NOT_SENT_IN_LEASE = ("not sent: every send slot of its worker was busy until its lease nearly ran out; "
+                     "sent again at once")
+
 Schedule = Callable[[list[tuple[int, datetime]]], None]
 
 
@@ -122,8 +125,10 @@ class DeliveryEngine:
         to_send: dict[str, list[Job]] = {}
         lanes_taken: dict[str, int] = {}
         unknown: list[Job] = []
+        lease_until = self._lease(len(ids), now)
+        lease_ends = time.monotonic() + (lease_until - now).total_seconds()
         with self.store.session() as s:
-            c = claim(s, ids, now, self._lease(len(ids), now), self.store.is_sqlite, self.poison_kills)
+            c = claim(s, ids, now, lease_until, self.store.is_sqlite, self.poison_kills)
             result.claimed, result.superseded, result.poisoned = len(c.rows), c.superseded, len(c.poisoned)
             with self._in_flight_lock:
                 self._in_flight.update(r.id for r in c.rows)
@@ -152,6 +157,7 @@ class DeliveryEngine:
                 if dest is None:
                     unknown.append(job)
                     continue
+                job.send_by = lease_ends - destinations.timeout_budget(dest)
                 by_dest[destinations.key(r.kind, r.destination)].append(job)
 
             held: list[dict] = []
@@ -283,11 +289,19 @@ class DeliveryEngine:
         try:
             for job in jobs:
                 job.tracker = tracker
+                while not self.stopping and not self.recording.take(job, 1.0):
+                    pass  # every slot is a send in flight or an answer being written
                 if self.stopping:
                     # A warm shutdown: sends not started yet are handed back (release_leases).
+                    self.recording.give_back(job)
                     tracker.recorded([job.delivery_id], [])
                     continue
-                self.recording.wait_room()
+                if time.monotonic() > job.send_by:
+                    # It waited so long for a slot that its lease could run out mid-send and the
+                    # sweep send it a second time: hand it back instead.
+                    self.recording.give_back(job)
+                    self._hand_back(job, tracker)
+                    continue
                 try:
                     transport, prepared = self._prepared(job, cache)
                     post = Post(job.delivery_id, job.message_id, job.event_type, job.article_id, job.attempts_made,
@@ -306,6 +320,19 @@ class DeliveryEngine:
                 self.recording.put(job)
         finally:
             self.gates.bulkhead.release(key)
+
+    def _hand_back(self, job: Job, tracker: RunTracker) -> None:
+        from worker.operations.shutdown import release_leases
+
+        when = utcnow()
+        try:
+            release_leases(self.durable_store, [job.delivery_id], when, error=NOT_SENT_IN_LEASE)
+        except Exception:  # noqa: BLE001 - left claimed, the sweep takes it back after its lease
+            log.warning("delivery=%s could not be handed back; the sweep takes it after its lease",
+                        job.delivery_id, exc_info=True)
+        else:
+            self._settled([job.delivery_id])
+        tracker.recorded([job.delivery_id], [(job.delivery_id, when)])
 
     def _recorded(self, jobs: list[Job], later: list[tuple[int, datetime]] | None) -> None:
         """The recording thread wrote these jobs (`later` is None when it gave up: the rows stay

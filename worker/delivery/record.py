@@ -52,6 +52,10 @@ class Job:
     tracker: object | None = None  # the run waiting for it to be recorded (recording.RunTracker)
     # Its destination's breaker was closed with no failure counted when it was claimed.
     healthy_at_claim: bool = False
+    # The destination key whose unrecorded-send slot it holds (recording.RecordingLine.take).
+    slot: str | None = None
+    # time.monotonic() after which it must not be sent: its lease would run out mid-send.
+    send_by: float = float("inf")
 
     @property
     def key(self) -> str:

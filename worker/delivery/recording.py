@@ -1,4 +1,4 @@
-"""Group commit of finished sends.
+"""Group commit of finished sends, and the bound on what a crash can repeat.
 
 Every send is handed to one recording thread the moment its answer is in, and that thread
 writes whatever has finished since its last write in one transaction (`Recorder.record`).
@@ -8,6 +8,12 @@ millisecond an answer waits unrecorded is a window for a duplicate. Recording ea
 once shrinks that window to the requests truly in flight, and under load many answers still
 share a transaction (they pile up while the previous write runs), so the database sees no
 more statements than before.
+
+A send takes a slot before its request is written and gives it back when its outcome is
+recorded; a process has `SYNDICATE_MOST_UNRECORDED` slots. So a SIGKILL repeats at most
+that many messages per pool process: the requests in flight and the answers not yet
+written are all holding slots. No destination holds more than half of them, so one that
+stops answering (its requests wait for their timeout) slows the others but cannot stop them.
 """
 
 from __future__ import annotations
@@ -53,10 +59,12 @@ class RecordingLine:
 
     def __init__(self, recorder: Recorder, on_recorded: Callable[[list[Job], Later], None],
                  most_unrecorded: int):
-        # Backpressure (`SYNDICATE_MOST_UNRECORDED`): without it, sending threads outrun the
-        # one writing (they share one interpreter lock), and a kill then finds a backlog of
-        # answers already accepted by partners but not recorded.
+        # Slots (`SYNDICATE_MOST_UNRECORDED`): without a bound, sending threads outrun the
+        # one writing (they share one interpreter lock), and a kill then finds many requests
+        # in flight and a backlog of answers accepted by partners but not recorded.
         self.most_unrecorded = most_unrecorded
+        self.most_per_destination = max(1, (most_unrecorded + 1) // 2)
+        self._by_destination: dict[str, int] = {}
         self.recorder = recorder
         self.on_recorded = on_recorded
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -65,20 +73,44 @@ class RecordingLine:
         self._pending = 0
         self._thread: threading.Thread | None = None
 
-    def put(self, job: Job) -> None:
-        with self._lock:
+    def take(self, job: Job, timeout: float) -> bool:
+        """Before a send: wait up to `timeout` for a slot for `job` (False if none came)."""
+        key = job.key
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._pending < self.most_unrecorded
+                                       and self._by_destination.get(key, 0) < self.most_per_destination,
+                                       timeout):
+                return False
             self._pending += 1
+            self._by_destination[key] = self._by_destination.get(key, 0) + 1
+            job.slot = key
+            return True
+
+    def give_back(self, job: Job) -> None:
+        """A slot taken for a send that was not made (a warm shutdown came first)."""
+        with self._idle:
+            if job.slot is not None:
+                self._pending -= 1
+                self._by_destination[job.slot] -= 1
+                job.slot = None
+                self._idle.notify_all()
+
+    def unrecorded(self) -> int:
+        """Sends taken and not yet recorded (in flight, or answered and waiting for the writer)."""
+        with self._lock:
+            return self._pending
+
+    def put(self, job: Job) -> None:
+        """A finished job to record (it holds a slot if it was sent; one not sent takes one now)."""
+        with self._lock:
+            if getattr(job, "slot", None) is None:
+                self._pending += 1
             if self._thread is None:
                 # Started on first use, so a pool process forked from a parent that built an
                 # engine still gets a thread of its own.
                 self._thread = threading.Thread(target=self._loop, name="deliver-record", daemon=True)
                 self._thread.start()
         self._queue.put(job)
-
-    def wait_room(self, timeout: float = 5.0) -> None:
-        """Before a send: wait while the recording thread is behind (backpressure)."""
-        with self._idle:
-            self._idle.wait_for(lambda: self._pending < self.most_unrecorded, timeout)
 
     def drain(self, timeout: float) -> bool:
         """Wait until every job handed in so far is recorded; False on timeout."""
@@ -122,5 +154,9 @@ class RecordingLine:
         finally:
             with self._idle:
                 self._pending -= len(jobs)
+                for job in jobs:
+                    key = getattr(job, "slot", None)
+                    if key is not None:
+                        self._by_destination[key] -= 1
                 self._idle.notify_all()
 

@@ -25,7 +25,8 @@ from typing import Iterable
 INTERRUPTED_ERROR = "the worker stopped during this attempt (shutdown); sent again after restart"
 
 
-def release_leases(store, delivery_ids: Iterable[int], now: datetime | None = None) -> list[int]:
+def release_leases(store, delivery_ids: Iterable[int], now: datetime | None = None,
+                   error: str = INTERRUPTED_ERROR) -> list[int]:
     """Put this worker's in-flight rows back to `pending`, due now, and close their open
     attempts as `interrupted`. Only rows still `sending` are touched (one that finished
     meanwhile keeps its outcome). The attempt count is not changed: an interrupted attempt
@@ -43,7 +44,7 @@ def release_leases(store, delivery_ids: Iterable[int], now: datetime | None = No
             update(DeliveryRow)
             .where(DeliveryRow.id.in_(ids), DeliveryRow.status == "sending")
             .values(status="pending", lease_until=None, next_attempt_at=now, queued_at=None, updated_at=now,
-                    last_error=INTERRUPTED_ERROR)
+                    last_error=error)
             .returning(DeliveryRow.id)
             .execution_options(synchronize_session=False)
         ).all())
