@@ -9,7 +9,7 @@ written until its outcome is recorded (worker/delivery/recording.py), so a kill 
 at most that many messages per pool process. Two runs prove it:
 
 - the default (16 slots, two pool processes): every duplicate is an answer a kill cut off,
-  and there are at most 16 × 2 a kill (measured 11-28 a kill, 4.3% of 2,000);
+  and there are at most 16 × 2 a kill (measured 11-28 a kill, 4.3-5.3% of 2,000);
 - the strict setting (1 slot, one pool process): at most one a kill, under the issue's
   0.5% (measured exactly 1 a kill, 0.25%), at about 45 deliveries/s with these 20 ms
   partners against about 1,000/s by default. docs/reliability-delivery.md has the trade-off.

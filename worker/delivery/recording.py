@@ -12,8 +12,10 @@ more statements than before.
 A send takes a slot before its request is written and gives it back when its outcome is
 recorded; a process has `SYNDICATE_MOST_UNRECORDED` slots. So a SIGKILL repeats at most
 that many messages per pool process: the requests in flight and the answers not yet
-written are all holding slots. No destination holds more than half of them, so one that
-stops answering (its requests wait for their timeout) slows the others but cannot stop them.
+written are all holding slots. No destination holds more than half of them, and one whose
+last request got no answer at all (a timeout, a refused connection) holds one, so a
+destination that stops answering (its requests wait for their timeout) cannot take the
+slots the others need.
 """
 
 from __future__ import annotations
@@ -76,15 +78,21 @@ class RecordingLine:
     def take(self, job: Job, timeout: float) -> bool:
         """Before a send: wait up to `timeout` for a slot for `job` (False if none came)."""
         key = job.key
+        silent = getattr(self.recorder, "not_answering", ())
         with self._idle:
             if not self._idle.wait_for(lambda: self._pending < self.most_unrecorded
-                                       and self._by_destination.get(key, 0) < self.most_per_destination,
+                                       and self._by_destination.get(key, 0) < self._share(key, silent),
                                        timeout):
                 return False
             self._pending += 1
             self._by_destination[key] = self._by_destination.get(key, 0) + 1
             job.slot = key
             return True
+
+    def _share(self, key: str, silent) -> int:
+        """Slots one destination may hold: half, or one while its last request here got no
+        answer at all (its requests would each hold a slot until their timeout)."""
+        return 1 if key in silent else self.most_per_destination
 
     def give_back(self, job: Job) -> None:
         """A slot taken for a send that was not made (a warm shutdown came first)."""

@@ -95,6 +95,19 @@ def test_one_destination_holds_at_most_half_the_slots():
         line.close()
 
 
+def test_a_destination_that_stopped_answering_holds_one_slot():
+    recorder = BlockingRecorder()
+    recorder.not_answering = {"partner:down"}  # its last request timed out
+    line = RecordingLine(recorder, lambda jobs, later: None, most_unrecorded=16)
+    try:
+        assert line.take(FakeJob(1, key="partner:down"), timeout=1)
+        assert not line.take(FakeJob(2, key="partner:down"), timeout=0.2)
+        assert all(line.take(FakeJob(i, key="partner:up"), timeout=1) for i in range(3, 11))
+    finally:
+        recorder.go.set()
+        line.close()
+
+
 def test_a_slot_for_a_send_not_made_is_given_back():
     line = RecordingLine(BlockingRecorder(), lambda jobs, later: None, most_unrecorded=1)
     try:
