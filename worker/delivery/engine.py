@@ -120,13 +120,14 @@ class DeliveryEngine:
         if not ids:
             return result
         ids = sorted(set(ids))
+        started = time.monotonic()
         now = utcnow()
         now_ts = time.time()
         to_send: dict[str, list[Job]] = {}
         lanes_taken: dict[str, int] = {}
         unknown: list[Job] = []
         lease_until = self._lease(len(ids), now)
-        lease_ends = time.monotonic() + (lease_until - now).total_seconds()
+        lease_ends = started + (lease_until - now).total_seconds()
         with self.store.session() as s:
             c = claim(s, ids, now, lease_until, self.store.is_sqlite, self.poison_kills)
             result.claimed, result.superseded, result.poisoned = len(c.rows), c.superseded, len(c.poisoned)
@@ -332,6 +333,7 @@ class DeliveryEngine:
                         job.delivery_id, exc_info=True)
         else:
             self._settled([job.delivery_id])
+            self._schedule([(job.delivery_id, when)])
         tracker.recorded([job.delivery_id], [(job.delivery_id, when)])
 
     def _recorded(self, jobs: list[Job], later: list[tuple[int, datetime]] | None) -> None:
