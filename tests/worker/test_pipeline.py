@@ -2,48 +2,14 @@
 
 import json
 
-import pytest
 from sqlalchemy import func, select
 
-from config import parse_config
-from tests.conftest import REPO, new_secret
+from tests.conftest import REPO
 from worker.articles import parse_article
 from worker.pipeline import due_deliveries, record_article
 from worker.store import ArticleRow, DeliveryRow, EventRow, utcnow
 
 EXAMPLE = json.loads((REPO / "examples" / "article.json").read_text())
-SECRET = new_secret()
-
-
-@pytest.fixture
-def config():
-    return parse_config(f"""
-[site]
-title = "LNN"
-url = "https://lnn.example"
-feeds_url = "https://lnn.example/feeds"
-[[feeds]]
-name = "all"
-title = "All"
-[[feeds]]
-name = "world"
-title = "World"
-sections = ["World"]
-[[feeds]]
-name = "sport"
-title = "Sport"
-sections = ["Sport"]
-[[partners]]
-name = "everything"
-url = "https://a.example/h"
-secret = "{SECRET}"
-[[partners]]
-name = "world-only"
-url = "https://b.example/h"
-secret = "{SECRET}"
-sections = ["World"]
-events = ["article.published"]
-""", "test.toml", {})
 
 
 def store_article(store, config, data):

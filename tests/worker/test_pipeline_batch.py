@@ -7,41 +7,13 @@ import json
 import pytest
 from sqlalchemy import select
 
-from config import parse_config
-from tests.conftest import REPO, new_secret
+from tests.conftest import REPO
 from worker import enqueue
 from worker.articles import parse_article
 from worker.pipeline import event_data, ingest_articles, record_article, record_articles
 from worker.store import ArticleRow, ArticleTermRow, DeliveryRow, EventRow
 
 EXAMPLE = json.loads((REPO / "examples" / "article.json").read_text())
-SECRET = new_secret()
-
-
-@pytest.fixture
-def config():
-    return parse_config(f"""
-[site]
-title = "LNN"
-url = "https://lnn.example"
-feeds_url = "https://lnn.example/feeds"
-[[feeds]]
-name = "all"
-title = "All"
-[[feeds]]
-name = "sport"
-title = "Sport"
-sections = ["Sport"]
-[[partners]]
-name = "everything"
-url = "https://a.example/h"
-secret = "{SECRET}"
-[[partners]]
-name = "world-only"
-url = "https://b.example/h"
-secret = "{SECRET}"
-sections = ["World"]
-""", "test.toml", {})
 
 
 def article(n: int, **changes):
