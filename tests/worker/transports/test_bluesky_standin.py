@@ -13,7 +13,7 @@ from tests.support.bluesky_server import (
     ImageServer,
     png,
 )
-from worker.transports.http import HttpClient, RequestFailed
+from worker.transports.http import RequestFailed
 
 PASSWORD = "abcd-efgh-ijkl-mnop"
 RKEY = "3lbcdefghij22"
@@ -24,13 +24,6 @@ def pds():
     server = BlueskyServer(handle="news.example.com", password=PASSWORD, session_budget=3).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def http():
-    client = HttpClient()
-    yield client
-    client.close()
 
 
 class Client:

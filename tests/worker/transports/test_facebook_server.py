@@ -6,7 +6,6 @@ import pytest
 
 from tests.support import facebook_server as fb
 from tests.support.facebook_server import FacebookStandIn
-from worker.transports.http import HttpClient
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +18,6 @@ def server():
 def api(server):
     server.clear()
     yield server
-
-
-@pytest.fixture(scope="module")
-def http():
-    client = HttpClient()
-    yield client
-    client.close()
 
 
 def call(http, api, method, path, *, form=None, token=fb.PAGE_TOKEN, header=True):

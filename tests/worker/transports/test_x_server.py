@@ -9,7 +9,6 @@ from oauthlib.oauth1 import Client
 
 from tests.support import x_server
 from tests.support.x_server import XStandIn
-from worker.transports.http import HttpClient
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +21,6 @@ def server():
 def api(server):
     server.clear()
     yield server
-
-
-@pytest.fixture(scope="module")
-def http():
-    client = HttpClient()
-    yield client
-    client.close()
 
 
 def signed(url, method="POST", *, consumer_secret=x_server.CONSUMER_SECRET, token=x_server.ACCESS_TOKEN,
