@@ -39,8 +39,8 @@ class Tunables:
     breaker_cooloff_max: float = 3600.0
     # Longest a Retry-After (429/503) may pause a destination.
     pause_max: float = 3600.0
-    # Answers a worker process may hold unrecorded before its sends wait for the recording
-    # thread: what a SIGKILL can lose besides the requests in flight (each is sent again).
+    # Send slots per worker process: a send holds one from before its request until its
+    # outcome is recorded, so this is the most a SIGKILL can make a process repeat.
     most_unrecorded: int = 16
     # Worker processes a delivery may kill before it is dead letter (poison message).
     poison_kills: int = 3
