@@ -78,7 +78,7 @@ class RecordingLine:
     def take(self, job: Job, timeout: float) -> bool:
         """Before a send: wait up to `timeout` for a slot for `job` (False if none came)."""
         key = job.key
-        silent = getattr(self.recorder, "not_answering", ())
+        silent = self.recorder.not_answering
         with self._idle:
             if not self._idle.wait_for(lambda: self._pending < self.most_unrecorded
                                        and self._by_destination.get(key, 0) < self._share(key, silent),
@@ -111,7 +111,7 @@ class RecordingLine:
     def put(self, job: Job) -> None:
         """A finished job to record (it holds a slot if it was sent; one not sent takes one now)."""
         with self._lock:
-            if getattr(job, "slot", None) is None:
+            if job.slot is None:
                 self._pending += 1
             if self._thread is None:
                 # Started on first use, so a pool process forked from a parent that built an
@@ -163,8 +163,7 @@ class RecordingLine:
             with self._idle:
                 self._pending -= len(jobs)
                 for job in jobs:
-                    key = getattr(job, "slot", None)
-                    if key is not None:
-                        self._by_destination[key] -= 1
+                    if job.slot is not None:
+                        self._by_destination[job.slot] -= 1
                 self._idle.notify_all()
 

@@ -42,6 +42,7 @@ class BlockingRecorder:
     def __init__(self):
         self.go = threading.Event()
         self.written: list[int] = []
+        self.not_answering: set[str] = set()
 
     def record(self, jobs):
         self.go.wait(10)
